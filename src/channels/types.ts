@@ -110,3 +110,7 @@ export interface ChannelAdapter<Cfg = unknown> {
   /** Delivery reports posted to `/webhooks/:tenant/<channel>/status` (Twilio status callbacks). */
   receiveStatus?(req: WebhookRequest, config: Cfg, tenant: TenantConfig): Promise<DeliveryStatus[]>;
 }
+
+export interface AdapterDeps {
+  log: import("../log.js").Logger;
+}
