@@ -1,0 +1,210 @@
+import type { Message, MessageEntity, Update, User } from "grammy/types";
+import type { InboundMessage, ParseResult, Route } from "../types.js";
+
+/** What a group message is checked against; from getMe. */
+export interface BotIdentity {
+  id: number;
+  username: string;
+}
+
+type IncomingMessage = NonNullable<Update["message"]>;
+
+/** Content a user sends that the bridge cannot read: answered with the tenant's `unsupported` text. */
+const MEDIA_FIELDS = [
+  "animation",
+  "audio",
+  "checklist",
+  "contact",
+  "dice",
+  "document",
+  "game",
+  "live_photo",
+  "location",
+  "paid_media",
+  "photo",
+  "poll",
+  "sticker",
+  "story",
+  "venue",
+  "video",
+  "video_note",
+  "voice",
+] as const satisfies readonly (keyof Message)[];
+
+const isInteger = (value: unknown): value is number => Number.isSafeInteger(value);
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+const isEntityList = (value: unknown) =>
+  value === undefined ||
+  (Array.isArray(value) &&
+    value.every(
+      (e) => isObject(e) && typeof e.type === "string" && isInteger(e.offset) && isInteger(e.length),
+    ));
+
+/** Checks the fields the parser reads, so a malformed body is a 400 rather than a crash. */
+function messageProblem(message: unknown, name: string): string | undefined {
+  if (!isObject(message)) return `${name} is not an object`;
+  if (!isInteger(message.message_id)) return `${name}.message_id is not an integer`;
+  if (!isObject(message.chat) || !isInteger(message.chat.id) || typeof message.chat.type !== "string") {
+    return `${name}.chat must have an integer id and a type`;
+  }
+  if (message.from !== undefined && (!isObject(message.from) || !isInteger(message.from.id))) {
+    return `${name}.from must have an integer id`;
+  }
+  for (const field of ["text", "caption"] as const) {
+    if (message[field] !== undefined && typeof message[field] !== "string")
+      return `${name}.${field} is not a string`;
+  }
+  if (!isEntityList(message.entities) || !isEntityList(message.caption_entities)) {
+    return `${name} has malformed entities`;
+  }
+  if (message.reply_to_message !== undefined) {
+    return messageProblem(message.reply_to_message, `${name}.reply_to_message`);
+  }
+  return undefined;
+}
+
+/** Why a JSON value is not a Telegram Update the bridge can read, or undefined when it is one. */
+export function updateProblem(value: unknown): string | undefined {
+  if (!isObject(value)) return "body is not a JSON object";
+  if (!isInteger(value.update_id)) return "update_id is missing or not an integer";
+  return value.message === undefined ? undefined : messageProblem(value.message, "message");
+}
+
+/** Only group messages need the bot's identity (mentions, replies, addressed commands); private chats don't. */
+export function needsBotIdentity(update: Update): boolean {
+  const type = update.message?.chat.type;
+  return type === "group" || type === "supergroup";
+}
+
+const ignored = (reason: string): ParseResult => ({ type: "ignored", reason });
+
+/**
+ * Turns an Update into at most one user message (DESIGN 3.2). `bot` is required when
+ * `needsBotIdentity(update)` is true.
+ */
+export function parseUpdate(update: Update, bot?: BotIdentity): ParseResult {
+  const message = update.message;
+  if (!message) {
+    const kind = Object.keys(update).find((key) => key !== "update_id") ?? "empty";
+    return ignored(`${kind} update`);
+  }
+  // Also covers messages sent on behalf of a chat and automatic channel forwards: their `from` is a bot.
+  if (!message.from || message.from.is_bot) return ignored("message from a bot or a chat");
+
+  const chatType = message.chat.type;
+  if (chatType !== "private" && chatType !== "group" && chatType !== "supergroup") {
+    return ignored(`${chatType} chat`);
+  }
+
+  const content = message.text ?? message.caption;
+  const entities = (message.text !== undefined ? message.entities : message.caption_entities) ?? [];
+  const command = content === undefined ? undefined : leadingCommand(content, entities);
+  const inGroup = chatType !== "private";
+
+  if (inGroup) {
+    if (!bot) throw new TypeError("parseUpdate needs the bot identity for group messages");
+    if (command?.target && !sameUsername(command.target, bot.username)) {
+      return ignored("command for another bot");
+    }
+    const addressed =
+      (command !== undefined && (command.target !== undefined || OWN_COMMANDS.has(command.name))) ||
+      (content !== undefined && mentionRanges(content, entities, bot).length > 0) ||
+      isReplyToBot(message, bot);
+    if (!addressed) return ignored("group message not addressed to the bot");
+  }
+
+  const base = messageBase(message, message.from, inGroup);
+  if (command?.name === "start")
+    return { type: "message", message: { ...base, kind: "start", text: command.payload } };
+  if (command?.name === "reset") return { type: "message", message: { ...base, kind: "reset", text: "" } };
+
+  if (content === undefined) {
+    const hasMedia = MEDIA_FIELDS.some((field) => message[field] !== undefined);
+    if (!hasMedia) return ignored("service message");
+    return { type: "message", message: { ...base, kind: "unsupported", text: "" } };
+  }
+
+  const text = inGroup && bot ? withoutMentions(content, mentionRanges(content, entities, bot)) : content;
+  return { type: "message", message: { ...base, kind: "text", text } };
+}
+
+/** Commands the bridge acts on; in a group, these count even without `@botname`. */
+const OWN_COMMANDS = new Set(["start", "reset"]);
+
+interface Command {
+  name: string;
+  /** The `@botname` suffix, when the command names a bot. */
+  target?: string;
+  /** The text after the command. */
+  payload: string;
+}
+
+/** The command a message starts with: Telegram marks it with a bot_command entity at offset 0. */
+function leadingCommand(content: string, entities: MessageEntity[]): Command | undefined {
+  const entity = entities.find((e) => e.type === "bot_command" && e.offset === 0);
+  if (!entity) return undefined;
+  const [name = "", target] = content.slice(1, entity.length).split("@", 2);
+  return { name: name.toLowerCase(), target, payload: content.slice(entity.length).trim() };
+}
+
+const sameUsername = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+/** Ranges (UTF-16, as Telegram counts) of mentions of the bot, by @username or by a text mention of its id. */
+function mentionRanges(content: string, entities: MessageEntity[], bot: BotIdentity): MessageEntity[] {
+  return entities.filter(
+    (e) =>
+      (e.type === "mention" &&
+        sameUsername(content.slice(e.offset + 1, e.offset + e.length), bot.username)) ||
+      (e.type === "text_mention" && e.user.id === bot.id),
+  );
+}
+
+/** The agent gets the question without "@bot"; a message that is only a mention stays as it is. */
+function withoutMentions(content: string, mentions: MessageEntity[]): string {
+  let text = content;
+  for (const m of [...mentions].sort((a, b) => b.offset - a.offset)) {
+    text = text.slice(0, m.offset) + text.slice(m.offset + m.length);
+  }
+  const cleaned = text.replace(/[ \t]{2,}/g, " ").trim();
+  return cleaned === "" ? content : cleaned;
+}
+
+/**
+ * A reply to one of the bot's messages. In a forum topic every message carries an automatic
+ * `reply_to_message` of the topic-creation service message, which is not a reply to anyone.
+ */
+function isReplyToBot(message: IncomingMessage, bot: BotIdentity): boolean {
+  const reply = message.reply_to_message;
+  if (!reply || reply.from?.id !== bot.id) return false;
+  const isTopicRoot =
+    reply.forum_topic_created !== undefined ||
+    (message.is_topic_message === true && reply.message_id === message.message_thread_id);
+  return !isTopicRoot;
+}
+
+/** Thread, dedupe key, sender and route: the same for every kind of message. */
+function messageBase(
+  message: IncomingMessage,
+  from: User,
+  inGroup: boolean,
+): Omit<InboundMessage, "kind" | "text"> {
+  const chatId = message.chat.id;
+  const topic =
+    message.is_topic_message && message.message_thread_id !== undefined
+      ? message.message_thread_id
+      : undefined;
+  const route: Route = { chat_id: chatId };
+  if (topic !== undefined) route.message_thread_id = topic;
+  if (inGroup) route.reply_to_message_id = message.message_id;
+
+  const name = [from.first_name, from.last_name].filter(Boolean).join(" ") || from.username;
+  return {
+    threadKey: topic === undefined ? String(chatId) : `${chatId}:${topic}`,
+    // A redelivered update carries the same message, so this also dedupes repeated update_ids.
+    dedupeKey: `${chatId}:${message.message_id}`,
+    sender: name ? { id: String(from.id), name } : { id: String(from.id) },
+    route,
+  };
+}

@@ -1,0 +1,122 @@
+import { Api, GrammyError, HttpError } from "grammy";
+import type { WebhookInfo } from "grammy/types";
+import type { TelegramConfig } from "../../config/schema.js";
+import { ChannelSendError, type Route, type SentPart } from "../types.js";
+
+/** Telegram's own default is 500 s; a stuck send should rather fail and be retried by the relay. */
+const REQUEST_TIMEOUT_SECONDS = 30;
+
+/** The update types the bridge handles; everything else is not even delivered. */
+export const ALLOWED_UPDATES = ["message"] as const;
+
+/** A grammY client for the tenant's bot, on the tenant's Bot API server. */
+export function createTelegramApi(config: TelegramConfig): Api {
+  // grammY refuses an apiRoot with a trailing slash.
+  const apiRoot = config.api_root.replace(/\/+$/, "");
+  return new Api(config.bot_token, { apiRoot, timeoutSeconds: REQUEST_TIMEOUT_SECONDS });
+}
+
+/** The route fields written by `inbound.ts`. */
+function readRoute(route: Route) {
+  const number = (key: string) => {
+    const value = route[key];
+    return typeof value === "number" ? value : undefined;
+  };
+  const chatId = route.chat_id;
+  if (typeof chatId !== "number" && typeof chatId !== "string") {
+    throw new ChannelSendError("permanent", "Telegram route has no chat_id", "bad_route");
+  }
+  return { chatId, topic: number("message_thread_id"), replyTo: number("reply_to_message_id") };
+}
+
+/**
+ * Sends one part of a reply: HTML unless `plain`, into the topic, and in groups as a reply to the user's
+ * message. Every part is a reply (the relay sends parts one by one and does not say which one this is), which
+ * also keeps a long answer visibly attached to its question in a busy group. A group that was migrated to a
+ * supergroup is followed once, and the new route is returned so later parts and replies go there directly.
+ */
+export async function sendTelegramMessage(
+  api: Api,
+  route: Route,
+  text: string,
+  options: { plain: boolean },
+): Promise<SentPart> {
+  const { chatId, topic, replyTo } = readRoute(route);
+  const send = (chat: number | string, replyToMessage: number | undefined) =>
+    api.sendMessage(chat, text, {
+      ...(options.plain ? {} : { parse_mode: "HTML" as const }),
+      ...(topic === undefined ? {} : { message_thread_id: topic }),
+      ...(replyToMessage === undefined
+        ? {}
+        : { reply_parameters: { message_id: replyToMessage, allow_sending_without_reply: true } }),
+    });
+
+  try {
+    const sent = await send(chatId, replyTo);
+    return { channelMessageId: String(sent.message_id) };
+  } catch (error) {
+    const newChatId = error instanceof GrammyError ? error.parameters.migrate_to_chat_id : undefined;
+    if (newChatId === undefined) throw classifySendError(error);
+    // Message ids of the old group mean nothing in the supergroup: the reply reference is dropped.
+    const { reply_to_message_id: _dropped, ...rest } = route;
+    const migrated: Route = { ...rest, chat_id: newChatId };
+    try {
+      const sent = await send(newChatId, undefined);
+      return { channelMessageId: String(sent.message_id), route: migrated };
+    } catch (retryError) {
+      throw classifySendError(retryError);
+    }
+  }
+}
+
+/** Shows "typing…" in the chat (and topic); Telegram clears it after 5 s or when the bot's message arrives. */
+export async function sendTelegramTyping(api: Api, route: Route): Promise<void> {
+  const { chatId, topic } = readRoute(route);
+  try {
+    await api.sendChatAction(chatId, "typing", topic === undefined ? {} : { message_thread_id: topic });
+  } catch (error) {
+    throw classifySendError(error);
+  }
+}
+
+/**
+ * Maps grammY's errors to what the relay does next. Telegram error descriptions are not a stable contract,
+ * so only the markup case is matched by text (case-insensitively); everything else goes by error code.
+ * Errors that are neither (bugs) are returned unchanged.
+ */
+export function classifySendError(error: unknown): unknown {
+  if (error instanceof HttpError) {
+    // Only grammY's own message: the wrapped error's message contains the request URL, hence the token.
+    return new ChannelSendError("retry", error.message, "network");
+  }
+  if (!(error instanceof GrammyError)) return error;
+  const { error_code: code, description } = error;
+  if (code === 429) {
+    const seconds = error.parameters.retry_after;
+    return new ChannelSendError(
+      "retry",
+      description,
+      "429",
+      seconds === undefined ? undefined : seconds * 1000,
+    );
+  }
+  if (code >= 500) return new ChannelSendError("retry", description, String(code));
+  if (code === 400 && /can't parse entities/i.test(description)) {
+    return new ChannelSendError("markup", description, "400");
+  }
+  // Blocked by the user, chat not found, kicked, topic closed, too long, token revoked: retrying cannot help.
+  return new ChannelSendError("permanent", description, String(code));
+}
+
+/** Points the bot's webhook at `url` with the tenant's secret token (the CLI's `telegram set-webhook`). */
+export async function setTelegramWebhook(config: TelegramConfig, url: string): Promise<void> {
+  await createTelegramApi(config).setWebhook(url, {
+    secret_token: config.webhook_secret,
+    allowed_updates: [...ALLOWED_UPDATES],
+  });
+}
+
+/** The bot's current webhook state as Telegram reports it (the CLI's `telegram webhook-info`). */
+export function getTelegramWebhookInfo(config: TelegramConfig): Promise<WebhookInfo> {
+  return createTelegramApi(config).getWebhookInfo();
+}
