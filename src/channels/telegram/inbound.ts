@@ -110,7 +110,7 @@ export function parseUpdate(update: Update, bot?: BotIdentity): ParseResult {
     }
     const addressed =
       (command !== undefined && (command.target !== undefined || OWN_COMMANDS.has(command.name))) ||
-      (content !== undefined && mentionRanges(content, entities, bot).length > 0) ||
+      (content !== undefined && botMentions(content, entities, bot).length > 0) ||
       isReplyToBot(message, bot);
     if (!addressed) return ignored("group message not addressed to the bot");
   }
@@ -126,7 +126,7 @@ export function parseUpdate(update: Update, bot?: BotIdentity): ParseResult {
     return { type: "message", message: { ...base, kind: "unsupported", text: "" } };
   }
 
-  const text = inGroup && bot ? withoutMentions(content, mentionRanges(content, entities, bot)) : content;
+  const text = inGroup && bot ? withoutLeadingMention(content, botMentions(content, entities, bot)) : content;
   return { type: "message", message: { ...base, kind: "text", text } };
 }
 
@@ -151,8 +151,8 @@ function leadingCommand(content: string, entities: MessageEntity[]): Command | u
 
 const sameUsername = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
-/** Ranges (UTF-16, as Telegram counts) of mentions of the bot, by @username or by a text mention of its id. */
-function mentionRanges(content: string, entities: MessageEntity[], bot: BotIdentity): MessageEntity[] {
+/** Mentions of the bot, by @username or by a text mention of its user id. Offsets are UTF-16, as in JS strings. */
+function botMentions(content: string, entities: MessageEntity[], bot: BotIdentity): MessageEntity[] {
   return entities.filter(
     (e) =>
       (e.type === "mention" &&
@@ -161,14 +161,15 @@ function mentionRanges(content: string, entities: MessageEntity[], bot: BotIdent
   );
 }
 
-/** The agent gets the question without "@bot"; a message that is only a mention stays as it is. */
-function withoutMentions(content: string, mentions: MessageEntity[]): string {
-  let text = content;
-  for (const m of [...mentions].sort((a, b) => b.offset - a.offset)) {
-    text = text.slice(0, m.offset) + text.slice(m.offset + m.length);
-  }
-  const cleaned = text.replace(/[ \t]{2,}/g, " ").trim();
-  return cleaned === "" ? content : cleaned;
+/**
+ * "@bot, what are your hours?" reaches the agent as "what are your hours?". Mentions inside the sentence are
+ * part of it and stay, and so does a message that is nothing but the mention.
+ */
+function withoutLeadingMention(content: string, mentions: MessageEntity[]): string {
+  const leading = mentions.find((e) => e.type === "mention" && e.offset === 0);
+  if (!leading) return content;
+  const rest = content.slice(leading.length).replace(/^[\s,:;.!-]+/, "");
+  return rest === "" ? content : rest;
 }
 
 /**
