@@ -1,0 +1,93 @@
+import { badRequest } from "../../errors.js";
+import type { DeliveryStatus, InboundMessage, MessageKind, ParseResult } from "../types.js";
+import { field, type TwilioForm } from "./form.js";
+
+/** What `send` needs, stored with the message (DESIGN 3.2: reply to `From`, sent from `To`). */
+export type WhatsappRoute = {
+  /** The user's address, e.g. `whatsapp:+31612345678`. */
+  to: string;
+  /** The number the user wrote to, so a tenant with several senders answers from the right one. */
+  from: string;
+  /** Where Twilio posts delivery reports for the reply: the status route on the base URL Twilio called. */
+  statusCallback?: string;
+};
+
+const WHATSAPP_PREFIX = "whatsapp:";
+
+/** The thread key: our number and the user's, readable in logs and the admin API. */
+export function whatsappThreadKey(to: string, from: string): string {
+  return `${to}|${from}`;
+}
+
+/** Turns an incoming-message webhook (channel-facts 3.1) into an inbound message. */
+export function parseIncomingMessage(form: TwilioForm, options: { statusCallback?: string }): ParseResult {
+  const messageSid = required(form, "MessageSid");
+  const from = required(form, "From");
+  const to = required(form, "To");
+
+  // A status callback pointed at the message URL by mistake must not become a user message.
+  const status = field(form, "MessageStatus") ?? field(form, "SmsStatus");
+  if (status !== undefined && status !== "received") {
+    return { type: "ignored", reason: `status callback (${status}) on the message webhook` };
+  }
+
+  const { kind, text } = contentOf(form);
+  const name = field(form, "ProfileName");
+  const route: WhatsappRoute = { to: from, from: to };
+  if (options.statusCallback) route.statusCallback = options.statusCallback;
+
+  const message: InboundMessage = {
+    threadKey: whatsappThreadKey(to, from),
+    dedupeKey: messageSid,
+    kind,
+    text,
+    sender: { id: field(form, "WaId") ?? stripPrefix(from), ...(name ? { name } : {}) },
+    route,
+  };
+  return { type: "message", message };
+}
+
+/** Button replies, text (with or without media), locations; media or anything else without text is unsupported. */
+function contentOf(form: TwilioForm): { kind: MessageKind; text: string } {
+  const buttonText = field(form, "ButtonText");
+  if (buttonText) return { kind: "text", text: buttonText };
+
+  const body = field(form, "Body")?.trim();
+  if (body) return { kind: body.toLowerCase() === "/reset" ? "reset" : "text", text: body };
+
+  const location = locationText(form);
+  if (location) return { kind: "text", text: location };
+
+  return { kind: "unsupported", text: "" };
+}
+
+/** e.g. `Shared location: Anne Frank House, Westermarkt 20, Amsterdam (52.3752, 4.8840)`. */
+function locationText(form: TwilioForm): string | undefined {
+  const latitude = field(form, "Latitude");
+  const longitude = field(form, "Longitude");
+  if (latitude === undefined || longitude === undefined) return undefined;
+  const place = [field(form, "Label"), field(form, "Address")].filter(Boolean).join(", ");
+  return `Shared location: ${place ? `${place} ` : ""}(${latitude}, ${longitude})`;
+}
+
+/** A status callback (channel-facts 3.5): one delivery report for one sent message. */
+export function parseStatusCallback(form: TwilioForm): DeliveryStatus[] {
+  const errorCode = field(form, "ErrorCode");
+  return [
+    {
+      channelMessageId: required(form, "MessageSid"),
+      status: required(form, "MessageStatus"),
+      ...(errorCode ? { errorCode } : {}),
+    },
+  ];
+}
+
+function required(form: TwilioForm, name: string): string {
+  const value = field(form, name);
+  if (value === undefined) throw badRequest(`missing ${name}`);
+  return value;
+}
+
+function stripPrefix(address: string): string {
+  return address.startsWith(WHATSAPP_PREFIX) ? address.slice(WHATSAPP_PREFIX.length) : address;
+}
