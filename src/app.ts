@@ -1,0 +1,114 @@
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { requestId } from "hono/request-id";
+import type { ChannelName, WebhookRequest } from "./channels/types.js";
+import type { Database } from "./db/client.js";
+import { ping } from "./db/client.js";
+import { insertMessages } from "./db/inbox.js";
+import { migrationsApplied } from "./db/migrate.js";
+import { updatePartStatus } from "./db/outbound.js";
+import { HttpError, notFound } from "./errors.js";
+import type { Logger } from "./log.js";
+import type { AdapterMap } from "./relay/worker.js";
+import type { TenantRegistry } from "./tenants/registry.js";
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface AppDeps {
+  database: Database;
+  tenants: TenantRegistry;
+  adapters: AdapterMap;
+  log: Logger;
+  publicUrl?: string;
+  /** True once shutdown began: webhooks get 503 so channels redeliver them elsewhere or later. */
+  isDraining(): boolean;
+}
+
+type Env = { Variables: { requestId: string } };
+
+export function errorBody(code: string, message: string, details?: { message: string; code: string }[]) {
+  return { errors: { root: [{ message, code }, ...(details ?? [])] } };
+}
+
+export function createApp(deps: AppDeps): Hono<Env> {
+  const app = new Hono<Env>();
+  const { log } = deps;
+
+  app.use(requestId());
+  app.use(async (c, next) => {
+    const started = performance.now();
+    await next();
+    const status = c.res.status;
+    const entry = {
+      req_id: c.get("requestId"),
+      method: c.req.method,
+      path: c.req.path,
+      status,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    };
+    if (status >= 500) log.error(entry, "request failed");
+    else if (status >= 400) log.info(entry, "request rejected");
+    else log.debug(entry, "request");
+  });
+
+  app.onError((err, c) => {
+    if (err instanceof HttpError) return c.json(errorBody(err.code, err.message, err.details), err.status);
+    log.error({ req_id: c.get("requestId"), err: err.message, stack: err.stack }, "unhandled error");
+    return c.json(errorBody("UNKNOWN", "internal error"), 500);
+  });
+  app.notFound((c) => c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), 404));
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", async (c) => {
+    const ready = (await ping(deps.database.db)) && (await migrationsApplied(deps.database.db));
+    return ready ? c.json({ status: "ready" }) : c.json(errorBody("SERVICE_UNAVAILABLE", "database not ready"), 503);
+  });
+
+  const limit = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) => c.json(errorBody("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`), 413),
+  });
+
+  /** Resolves tenant, adapter and channel config, reads the raw body and verifies the request. */
+  async function verified(c: Context<Env>, channelName: string) {
+    if (deps.isDraining()) throw new HttpError(503, "SERVICE_UNAVAILABLE", "shutting down; retry later");
+    const adapter = deps.adapters[channelName as ChannelName];
+    if (!adapter) throw notFound(`unknown channel ${channelName}`);
+    const tenantId = c.req.param("tenant") ?? "";
+    const tenant = await deps.tenants.get(tenantId);
+    const config = tenant && adapter.config(tenant);
+    if (!tenant) throw notFound(`unknown tenant ${tenantId}`);
+    if (config === undefined) throw notFound(`tenant ${tenantId} has no ${channelName} channel`);
+    const req: WebhookRequest = {
+      rawBody: Buffer.from(await c.req.arrayBuffer()),
+      headers: c.req.raw.headers,
+      url: new URL(c.req.url),
+      ...(deps.publicUrl && { publicUrl: deps.publicUrl }),
+    };
+    await adapter.verify(req, config, tenant);
+    return { adapter, tenant, config, req };
+  }
+
+  app.post("/webhooks/:tenant/:channel", limit, async (c) => {
+    const { adapter, tenant, config, req } = await verified(c, c.req.param("channel"));
+    const result = await adapter.receive(req, config, tenant);
+    if (result.type === "response") return result.response;
+    if (result.messages.length > 0) {
+      await insertMessages(deps.database.db, tenant.id, adapter.channel, result.messages);
+    } else if (result.ignored) {
+      log.debug({ tenant: tenant.id, channel: adapter.channel, reason: result.ignored }, "webhook ignored");
+    }
+    return adapter.ack();
+  });
+
+  app.post("/webhooks/:tenant/:channel/status", limit, async (c) => {
+    const { adapter, tenant, config, req } = await verified(c, c.req.param("channel"));
+    if (!adapter.receiveStatus) throw notFound(`${adapter.channel} has no status callbacks`);
+    for (const report of await adapter.receiveStatus(req, config, tenant)) {
+      await updatePartStatus(deps.database.db, tenant.id, report.channelMessageId, report.status, report.errorCode);
+    }
+    return c.body(null, 204);
+  });
+
+  return app;
+}

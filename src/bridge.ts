@@ -1,0 +1,113 @@
+import type { AddressInfo } from "node:net";
+import { type ServerType, serve } from "@hono/node-server";
+import { createApp } from "./app.js";
+import { createAdapters } from "./channels/index.js";
+import { type AppConfig, tenantChannels } from "./config/index.js";
+import { type Database, openDatabase } from "./db/client.js";
+import { migrate } from "./db/migrate.js";
+import type { Logger } from "./log.js";
+import { createQuickchatClient, type QuickchatClient } from "./quickchat/client.js";
+import { type AdapterMap, WorkerPool } from "./relay/worker.js";
+import { staticRegistry, type TenantRegistry } from "./tenants/registry.js";
+
+export interface BridgeOptions {
+  config: AppConfig;
+  log: Logger;
+  /** Serve HTTP (`serve`); false for `worker`. */
+  http: boolean;
+  /** Run the relay worker pool in this process. */
+  worker: boolean;
+  /** Overrides for tests: channel adapters, Quickchat client. */
+  adapters?: AdapterMap;
+  quickchat?: QuickchatClient;
+}
+
+export interface RunningBridge {
+  /** http://host:port when serving HTTP. */
+  url?: string;
+  database: Database;
+  worker?: WorkerPool;
+  tenants: TenantRegistry;
+  /** Graceful stop: 503 for new webhooks, finish or return claimed messages, close the database. */
+  stop(): Promise<void>;
+}
+
+/** Wires configuration, database, adapters, relay and HTTP together: the whole service. */
+export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
+  const { config, log } = options;
+  const { settings } = config;
+  const database = await openDatabase({ url: settings.DATABASE_URL, dataDir: settings.DATA_DIR });
+  await migrate(database);
+  log.info({ database: database.kind }, "database ready, migrations applied");
+
+  const tenants = staticRegistry(config.tenants);
+  for (const tenant of config.tenants) {
+    log.info({ tenant: tenant.id, channels: tenantChannels(tenant) }, "tenant configured");
+  }
+  if (config.tenants.length === 0) log.warn("no tenants configured: set QUICKCHAT_* variables or BRIDGE_CONFIG");
+
+  const adapters = options.adapters ?? createAdapters({ log });
+  const worker = options.worker
+    ? new WorkerPool({
+        database,
+        tenants,
+        adapters,
+        quickchat: options.quickchat ?? createQuickchatClient({ timeoutMs: settings.QUICKCHAT_TIMEOUT_SECONDS * 1000 }),
+        log,
+        options: {
+          concurrency: settings.WORKER_CONCURRENCY,
+          leaseMs: settings.LEASE_SECONDS * 1000,
+          pollIntervalMs: settings.POLL_INTERVAL_MS,
+          maxRetryMs: settings.QUICKCHAT_MAX_RETRY_SECONDS * 1000,
+          backoff: { baseMs: settings.RETRY_BASE_MS, maxMs: settings.RETRY_MAX_DELAY_SECONDS * 1000 },
+        },
+      })
+    : undefined;
+  await worker?.start();
+
+  let draining = false;
+  let server: ServerType | undefined;
+  let url: string | undefined;
+  if (options.http) {
+    const app = createApp({
+      database,
+      tenants,
+      adapters,
+      log,
+      ...(config.publicUrl && { publicUrl: config.publicUrl }),
+      isDraining: () => draining,
+    });
+    server = await new Promise<ServerType>((resolve) => {
+      const s = serve({ fetch: app.fetch, hostname: settings.HOST, port: settings.PORT }, () => resolve(s));
+    });
+    // Slow or stalled clients are cut off instead of holding sockets.
+    if ("requestTimeout" in server) {
+      server.requestTimeout = 30_000;
+      server.headersTimeout = 10_000;
+    }
+    const address = server.address() as AddressInfo;
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;
+    log.info({ url }, "listening");
+  }
+
+  return {
+    ...(url && { url }),
+    database,
+    ...(worker && { worker }),
+    tenants,
+    async stop() {
+      draining = true;
+      await worker?.stop(settings.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+      if (server) {
+        const s = server;
+        await new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          if ("closeIdleConnections" in s) s.closeIdleConnections();
+        });
+      }
+      await database.close();
+      log.info("stopped");
+    },
+  };
+}

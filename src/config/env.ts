@@ -1,0 +1,107 @@
+import { z } from "zod";
+import { ConfigError } from "../errors.js";
+
+/** The only place that reads process.env: everything else receives these settings. */
+export type Env = Record<string, string | undefined>;
+
+const int = (min: number) => z.coerce.number().int().min(min);
+
+const settingsSchema = z.object({
+  PORT: int(0).max(65535).default(3000),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  DATABASE_URL: z.string().min(1).optional(),
+  DATA_DIR: z.string().min(1).default("./data"),
+  BRIDGE_CONFIG: z.string().min(1).optional(),
+  PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
+  ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  BRIDGE_SECRET_KEY: z.string().min(1).optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** Messages processed at once by this process's worker pool (each mostly waits on Quickchat). */
+  WORKER_CONCURRENCY: int(1).default(256),
+  QUICKCHAT_TIMEOUT_SECONDS: int(1).default(60),
+  QUICKCHAT_MAX_RETRY_SECONDS: int(0).default(600),
+  /** First backoff step; doubles per attempt up to RETRY_MAX_DELAY_SECONDS. */
+  RETRY_BASE_MS: int(1).default(1000),
+  RETRY_MAX_DELAY_SECONDS: int(1).default(60),
+  /** A claimed message returns to the queue this long after its worker stopped renewing the lease. */
+  LEASE_SECONDS: int(1).default(60),
+  /** Fallback poll for new and due messages when no notification arrives. */
+  POLL_INTERVAL_MS: int(10).default(1000),
+  SHUTDOWN_TIMEOUT_SECONDS: int(0).default(25),
+});
+
+export type Settings = z.output<typeof settingsSchema>;
+
+export function readSettings(env: Env): Settings {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = settingsSchema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid environment:\n${lines.join("\n")}`);
+  }
+  return parsed.data;
+}
+
+/**
+ * The single-tenant shorthand: QUICKCHAT_* and channel variables describe a tenant with id `default`.
+ * Returns the raw tenant object (validated later with the file's tenants) or undefined when unused.
+ */
+export function shorthandTenant(env: Env): Record<string, unknown> | undefined {
+  const v = (name: string) => (env[name] === "" ? undefined : env[name]);
+  const block = (entries: Record<string, string | undefined>) =>
+    Object.values(entries).some((x) => x !== undefined) ? entries : undefined;
+
+  const quickchat = block({
+    scenario_id: v("QUICKCHAT_SCENARIO_ID"),
+    token: v("QUICKCHAT_TOKEN"),
+    api_key: v("QUICKCHAT_API_KEY"),
+    base_url: v("QUICKCHAT_BASE_URL"),
+    kb_topic: v("QUICKCHAT_KB_TOPIC"),
+  });
+  const telegram = block({
+    bot_token: v("TELEGRAM_BOT_TOKEN"),
+    webhook_secret: v("TELEGRAM_WEBHOOK_SECRET"),
+    api_root: v("TELEGRAM_API_ROOT"),
+  });
+  const slack = block({
+    signing_secret: v("SLACK_SIGNING_SECRET"),
+    bot_token: v("SLACK_BOT_TOKEN"),
+    api_url: v("SLACK_API_URL"),
+  });
+  const whatsapp = block({
+    account_sid: v("TWILIO_ACCOUNT_SID"),
+    auth_token: v("TWILIO_AUTH_TOKEN"),
+    from: v("TWILIO_WHATSAPP_FROM"),
+    api_base: v("TWILIO_API_BASE"),
+  });
+  if (!quickchat && !telegram && !slack && !whatsapp) return undefined;
+  const drop = (o?: Record<string, string | undefined>) =>
+    o && Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined));
+  return {
+    id: "default",
+    quickchat: drop(quickchat) ?? {},
+    ...(telegram && { telegram: drop(telegram) }),
+    ...(slack && { slack: drop(slack) }),
+    ...(whatsapp && { whatsapp: drop(whatsapp) }),
+  };
+}
+
+/** Maps a shorthand tenant's key path back to the variable a user sets, for error messages. */
+export const SHORTHAND_VARIABLES: Record<string, string> = {
+  "quickchat.scenario_id": "QUICKCHAT_SCENARIO_ID",
+  "quickchat.token": "QUICKCHAT_TOKEN",
+  "quickchat.api_key": "QUICKCHAT_API_KEY",
+  "quickchat.base_url": "QUICKCHAT_BASE_URL",
+  "quickchat.kb_topic": "QUICKCHAT_KB_TOPIC",
+  quickchat: "QUICKCHAT_TOKEN or QUICKCHAT_API_KEY",
+  "telegram.bot_token": "TELEGRAM_BOT_TOKEN",
+  "telegram.webhook_secret": "TELEGRAM_WEBHOOK_SECRET",
+  "telegram.api_root": "TELEGRAM_API_ROOT",
+  "slack.signing_secret": "SLACK_SIGNING_SECRET",
+  "slack.bot_token": "SLACK_BOT_TOKEN",
+  "slack.api_url": "SLACK_API_URL",
+  "whatsapp.account_sid": "TWILIO_ACCOUNT_SID",
+  "whatsapp.auth_token": "TWILIO_AUTH_TOKEN",
+  "whatsapp.from": "TWILIO_WHATSAPP_FROM",
+  "whatsapp.api_base": "TWILIO_API_BASE",
+};

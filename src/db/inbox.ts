@@ -1,0 +1,218 @@
+import { and, asc, eq, inArray, isNull, lt, lte, notExists, or, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
+import type { ChannelName, InboundMessage, Route } from "../channels/types.js";
+import type { Db } from "./client.js";
+import { conversations, inboundMessages, type MessageStatus } from "./schema.js";
+
+export type InboxRow = typeof inboundMessages.$inferSelect;
+
+const UNFINISHED: MessageStatus[] = ["pending", "delivering"];
+
+/** Parameters of the current claim: the owner token fences every later write. */
+export interface Lease {
+  id: number;
+  owner: string;
+}
+
+function rowValues(tenantId: string, channel: ChannelName, m: InboundMessage) {
+  return {
+    tenantId,
+    channel,
+    threadKey: m.threadKey,
+    dedupeKey: m.dedupeKey,
+    kind: m.kind,
+    sender: m.sender,
+    route: m.route,
+    text: m.text,
+  };
+}
+
+/**
+ * Stores webhook messages; a redelivery (same dedupe key) is a no-op. Returns how many were new.
+ * Messages flagged `onlyInKnownThread` are stored only when the thread already has a conversation or an
+ * earlier message (the bot answers or is answering there).
+ */
+export async function insertMessages(
+  db: Db,
+  tenantId: string,
+  channel: ChannelName,
+  messages: InboundMessage[],
+): Promise<number> {
+  const always = messages.filter((m) => !m.onlyInKnownThread);
+  let inserted = 0;
+  if (always.length > 0) {
+    const rows = await db
+      .insert(inboundMessages)
+      .values(always.map((m) => rowValues(tenantId, channel, m)))
+      .onConflictDoNothing()
+      .returning({ id: inboundMessages.id });
+    inserted += rows.length;
+  }
+  for (const m of messages.filter((x) => x.onlyInKnownThread)) {
+    const v = rowValues(tenantId, channel, m);
+    const known = sql`exists (select 1 from ${conversations} c where c.tenant_id = ${tenantId}
+        and c.channel = ${channel} and c.thread_key = ${m.threadKey})
+      or exists (select 1 from ${inboundMessages} i where i.tenant_id = ${tenantId}
+        and i.channel = ${channel} and i.thread_key = ${m.threadKey})`;
+    const result = await db.execute(sql`
+      insert into ${inboundMessages} (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text)
+      select ${v.tenantId}, ${v.channel}, ${v.threadKey}, ${v.dedupeKey}, ${v.kind},
+        ${JSON.stringify(v.sender)}::jsonb, ${JSON.stringify(v.route)}::jsonb, ${v.text}
+      where ${known}
+      on conflict do nothing
+      returning id`);
+    inserted += Array.isArray(result) ? result.length : ((result as { rows?: unknown[] }).rows?.length ?? 0);
+  }
+  return inserted;
+}
+
+/**
+ * Claims up to `limit` due messages for `owner`. Only the oldest unfinished message of a thread is
+ * claimable, which keeps per-thread order; SKIP LOCKED lets many workers claim concurrently; an expired
+ * lease makes a crashed worker's message claimable again.
+ */
+export async function claimMessages(
+  db: Db,
+  options: { limit: number; leaseMs: number; owner: string; excludeTenants?: string[] },
+): Promise<InboxRow[]> {
+  const m = inboundMessages;
+  const older = alias(inboundMessages, "older");
+  const due = db
+    .select({ id: m.id })
+    .from(m)
+    .where(
+      and(
+        inArray(m.status, UNFINISHED),
+        lte(m.nextAttemptAt, sql`now()`),
+        or(isNull(m.leaseUntil), lt(m.leaseUntil, sql`now()`)),
+        options.excludeTenants?.length ? sql`${m.tenantId} not in ${options.excludeTenants}` : undefined,
+        notExists(
+          db
+            .select({ one: sql`1` })
+            .from(older)
+            .where(
+              and(
+                eq(older.tenantId, m.tenantId),
+                eq(older.channel, m.channel),
+                eq(older.threadKey, m.threadKey),
+                inArray(older.status, UNFINISHED),
+                lt(older.id, m.id),
+              ),
+            ),
+        ),
+      ),
+    )
+    .orderBy(asc(m.nextAttemptAt), asc(m.id))
+    .limit(options.limit)
+    .for("update", { skipLocked: true });
+
+  return db
+    .update(m)
+    .set({
+      leaseUntil: sql`now() + ${`${options.leaseMs} milliseconds`}::interval`,
+      leaseOwner: options.owner,
+      updatedAt: sql`now()`,
+    })
+    .where(inArray(m.id, due))
+    .returning();
+}
+
+const held = (lease: Lease) => and(eq(inboundMessages.id, lease.id), eq(inboundMessages.leaseOwner, lease.owner));
+
+/** Extends a lease; false when another worker has taken the message over. */
+export async function renewLease(db: Db, lease: Lease, leaseMs: number): Promise<boolean> {
+  const rows = await db
+    .update(inboundMessages)
+    .set({ leaseUntil: sql`now() + ${`${leaseMs} milliseconds`}::interval` })
+    .where(held(lease))
+    .returning({ id: inboundMessages.id });
+  return rows.length === 1;
+}
+
+/**
+ * Stores the reply to deliver (and, when the message is failing, why) and, in the same transaction,
+ * the thread's conversation id. False when the lease was lost.
+ */
+export async function storeReply(
+  db: Db,
+  lease: Lease,
+  reply: { html: string; error?: string; conversation?: { tenantId: string; channel: string; threadKey: string; convId: string } },
+): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    const rows = await tx
+      .update(inboundMessages)
+      .set({
+        status: "delivering",
+        replyHtml: reply.html,
+        error: reply.error ?? null,
+        // Delivery gets its own retry window.
+        attempts: 0,
+        giveUpAt: null,
+        updatedAt: sql`now()`,
+      })
+      .where(held(lease))
+      .returning({ id: inboundMessages.id });
+    if (rows.length !== 1) return false;
+    if (reply.conversation) {
+      const c = reply.conversation;
+      await tx
+        .insert(conversations)
+        .values(c)
+        .onConflictDoUpdate({
+          target: [conversations.tenantId, conversations.channel, conversations.threadKey],
+          set: { convId: c.convId, updatedAt: sql`now()` },
+        });
+    }
+    return true;
+  });
+}
+
+/** Puts the message back for a later attempt (backoff), releasing the lease. */
+export async function reschedule(
+  db: Db,
+  lease: Lease,
+  delayMs: number,
+  /** Why it failed; undefined keeps the stored reason (a delivery retry must not mask a Quickchat failure). */
+  error: string | undefined,
+  giveUpAt?: Date,
+): Promise<void> {
+  await db
+    .update(inboundMessages)
+    .set({
+      attempts: sql`${inboundMessages.attempts} + 1`,
+      nextAttemptAt: sql`now() + ${`${Math.round(delayMs)} milliseconds`}::interval`,
+      giveUpAt: giveUpAt ?? sql`${inboundMessages.giveUpAt}`,
+      ...(error !== undefined && { error }),
+      leaseUntil: null,
+      leaseOwner: null,
+      updatedAt: sql`now()`,
+    })
+    .where(held(lease));
+}
+
+/** Final state: delivered, or failed with the reason. */
+export async function finish(db: Db, lease: Lease, status: "delivered" | "failed", error?: string): Promise<void> {
+  await db
+    .update(inboundMessages)
+    .set({
+      status,
+      ...(error !== undefined && { error }),
+      leaseUntil: null,
+      leaseOwner: null,
+      updatedAt: sql`now()`,
+    })
+    .where(held(lease));
+}
+
+/** Returns a claimed message to the queue at once (shutdown). */
+export async function release(db: Db, lease: Lease): Promise<void> {
+  await db
+    .update(inboundMessages)
+    .set({ leaseUntil: null, leaseOwner: null })
+    .where(held(lease));
+}
+
+/** A changed delivery route (Telegram group → supergroup) for this message. */
+export async function updateRoute(db: Db, lease: Lease, route: Route): Promise<void> {
+  await db.update(inboundMessages).set({ route }).where(held(lease));
+}

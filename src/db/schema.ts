@@ -1,0 +1,105 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  bigserial,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+import type { Route } from "../channels/types.js";
+
+const timestamps = {
+  createdAt: timestamp("created_at", { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+};
+
+/** One Quickchat conversation per channel thread. */
+export const conversations = pgTable(
+  "conversations",
+  {
+    tenantId: text("tenant_id").notNull(),
+    channel: text("channel").notNull(),
+    threadKey: text("thread_key").notNull(),
+    convId: text("conv_id").notNull(),
+    ...timestamps,
+  },
+  (t) => [primaryKey({ columns: [t.tenantId, t.channel, t.threadKey] }), index("conversations_updated_idx").on(t.updatedAt)],
+);
+
+/**
+ * Message states:
+ * - `pending`: waiting for Quickchat (or for its retry at `next_attempt_at`);
+ * - `delivering`: reply stored in `reply_html`; parts are being sent (outbound_messages tracks each part);
+ * - `delivered`: every part sent; `failed`: given up (`error` says why; retryable through the admin API).
+ */
+export const MESSAGE_STATUSES = ["pending", "delivering", "delivered", "failed"] as const;
+export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
+
+/** The durable inbox: both the message log and the work queue. */
+export const inboundMessages = pgTable(
+  "inbound_messages",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    tenantId: text("tenant_id").notNull(),
+    channel: text("channel").notNull(),
+    threadKey: text("thread_key").notNull(),
+    dedupeKey: text("dedupe_key").notNull(),
+    kind: text("kind").notNull(),
+    sender: jsonb("sender").$type<{ id: string; name?: string }>().notNull(),
+    route: jsonb("route").$type<Route>().notNull(),
+    text: text("text"),
+    status: text("status").$type<MessageStatus>().notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).notNull().defaultNow(),
+    /** Retryable Quickchat failures stop being retried after this moment. */
+    giveUpAt: timestamp("give_up_at", { withTimezone: true }),
+    leaseUntil: timestamp("lease_until", { withTimezone: true }),
+    /** Fencing token of the worker holding the lease: a worker whose lease was taken over writes nothing. */
+    leaseOwner: text("lease_owner"),
+    replyHtml: text("reply_html"),
+    error: text("error"),
+    ...timestamps,
+  },
+  (t) => [
+    uniqueIndex("inbound_dedupe_uq").on(t.tenantId, t.channel, t.dedupeKey),
+    // Claim scan: unfinished messages by due time.
+    index("inbound_due_idx")
+      .on(t.nextAttemptAt, t.id)
+      .where(sql`status in ('pending', 'delivering')`),
+    // Per-thread order: "is there an older unfinished message in this thread?"
+    index("inbound_thread_idx")
+      .on(t.tenantId, t.channel, t.threadKey, t.id)
+      .where(sql`status in ('pending', 'delivering')`),
+    index("inbound_status_idx").on(t.status, t.id),
+  ],
+);
+
+/** Delivery state per part of a reply, so a retry never re-sends a part the channel accepted. */
+export const outboundMessages = pgTable(
+  "outbound_messages",
+  {
+    inboundId: bigint("inbound_id", { mode: "number" })
+      .notNull()
+      .references(() => inboundMessages.id, { onDelete: "cascade" }),
+    part: integer("part").notNull(),
+    channelMessageId: text("channel_message_id"),
+    status: text("status").notNull(),
+    errorCode: text("error_code"),
+    ...timestamps,
+  },
+  (t) => [primaryKey({ columns: [t.inboundId, t.part] }), index("outbound_channel_msg_idx").on(t.channelMessageId)],
+);
+
+/** Tenants managed through the admin API (config-file and environment tenants are not stored). */
+export const tenants = pgTable("tenants", {
+  id: text("id").primaryKey(),
+  settings: jsonb("settings").$type<Record<string, unknown>>().notNull(),
+  secretsEncrypted: text("secrets_encrypted"),
+  source: text("source").notNull().default("api"),
+  ...timestamps,
+});

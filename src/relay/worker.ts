@@ -1,0 +1,338 @@
+import { randomUUID } from "node:crypto";
+import {
+  type ChannelAdapter,
+  type ChannelName,
+  ChannelSendError,
+  type DeliveryTarget,
+  type SentPart,
+} from "../channels/types.js";
+import type { TenantConfig } from "../config/schema.js";
+import type { Database } from "../db/client.js";
+import { deleteConversation, findConversation, type ThreadRef } from "../db/conversations.js";
+import {
+  claimMessages,
+  finish,
+  type InboxRow,
+  type Lease,
+  release,
+  renewLease,
+  reschedule,
+  storeReply,
+  updateRoute,
+} from "../db/inbox.js";
+import { recordPart, sentParts } from "../db/outbound.js";
+import { type FormattedPart, formatReply } from "../format/index.js";
+import type { Logger } from "../log.js";
+import type { QuickchatClient } from "../quickchat/client.js";
+import { QuickchatError } from "../quickchat/client.js";
+import { buildClientMetadata } from "../quickchat/metadata.js";
+import type { TenantRegistry } from "../tenants/registry.js";
+import { type BackoffPolicy, backoffDelay } from "./retry.js";
+import { startTyping } from "./typing.js";
+
+export type AdapterMap = Partial<Record<ChannelName, ChannelAdapter<unknown>>>;
+
+export interface WorkerOptions {
+  /** Messages in progress at once (each mostly waits on Quickchat). */
+  concurrency: number;
+  leaseMs: number;
+  pollIntervalMs: number;
+  /** Retryable failures (Quickchat or channel) stop being retried after this long. */
+  maxRetryMs: number;
+  backoff: BackoffPolicy;
+}
+
+export interface WorkerDeps {
+  database: Database;
+  tenants: TenantRegistry;
+  adapters: AdapterMap;
+  quickchat: QuickchatClient;
+  log: Logger;
+  options: WorkerOptions;
+}
+
+/** At most this many rows per claim query: keeps each claim short under a deep backlog. */
+const CLAIM_BATCH = 64;
+
+/** What asking for a reply produced: a reply to deliver (maybe a failure text) or a later retry. */
+type Answer =
+  | { type: "reply"; html: string; convId?: string; error?: string }
+  | { type: "retry"; delayMs: number; error: string; giveUpAt: Date };
+
+/**
+ * The relay: claims messages from the inbox, asks Quickchat, stores the reply, delivers it part by part.
+ * Each step is fenced by the claim's lease, so a worker that lost its lease (crash, pause) writes nothing.
+ */
+export class WorkerPool {
+  private readonly inFlight = new Map<number, Lease>();
+  private readonly processId = randomUUID().slice(0, 8);
+  private claimCount = 0;
+  private filling = false;
+  private refill = false;
+  private stopping = false;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private unlisten: (() => Promise<void>) | undefined;
+  private readonly idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly deps: WorkerDeps) {}
+
+  get active(): number {
+    return this.inFlight.size;
+  }
+
+  async start(): Promise<void> {
+    this.unlisten = await this.deps.database.listen("bridge_inbox", () => void this.fill());
+    this.pollTimer = setInterval(() => void this.fill(), this.deps.options.pollIntervalMs);
+    this.pollTimer.unref();
+    void this.fill();
+  }
+
+  /** Checks for claimable messages now (also called on NOTIFY, on the poll, and when a message ends). */
+  wake(): void {
+    void this.fill();
+  }
+
+  /**
+   * Stops claiming, lets claimed messages finish for up to `timeoutMs`, then returns the rest to the queue
+   * (their leases are released, so another worker or the next start takes them at once).
+   */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    clearInterval(this.pollTimer);
+    await this.unlisten?.().catch(() => {});
+    if (this.inFlight.size > 0) {
+      await Promise.race([
+        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
+        new Promise((resolve) => setTimeout(resolve, timeoutMs).unref()),
+      ]);
+    }
+    const left = [...this.inFlight.values()];
+    await Promise.all(left.map((lease) => release(this.deps.database.db, lease).catch(() => {})));
+    if (left.length > 0) this.deps.log.warn({ returned: left.length }, "returned unfinished messages to the queue");
+  }
+
+  private async fill(): Promise<void> {
+    if (this.stopping) return;
+    if (this.filling) {
+      this.refill = true;
+      return;
+    }
+    this.filling = true;
+    try {
+      do {
+        this.refill = false;
+        while (!this.stopping) {
+          const free = this.deps.options.concurrency - this.inFlight.size;
+          if (free <= 0) break;
+          const limit = Math.min(free, CLAIM_BATCH);
+          const rows = await claimMessages(this.deps.database.db, {
+            limit,
+            leaseMs: this.deps.options.leaseMs,
+            owner: `${this.processId}:${++this.claimCount}`,
+          });
+          for (const row of rows) this.run(row);
+          if (rows.length < limit) break;
+        }
+      } while (this.refill && !this.stopping);
+    } catch (err) {
+      this.deps.log.error({ err: (err as Error).message }, "claiming messages failed; will retry on the next poll");
+    } finally {
+      this.filling = false;
+    }
+  }
+
+  private run(row: InboxRow): void {
+    const lease: Lease = { id: row.id, owner: row.leaseOwner ?? "" };
+    this.inFlight.set(row.id, lease);
+    this.process(row, lease)
+      .catch((err: unknown) =>
+        // Database trouble mid-message: the lease expires and the message is taken up again.
+        this.deps.log.error({ msg_id: row.id, err: (err as Error).message }, "processing failed; will retry"),
+      )
+      .finally(() => {
+        this.inFlight.delete(row.id);
+        if (this.inFlight.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+        void this.fill();
+      });
+  }
+
+  private async process(row: InboxRow, lease: Lease): Promise<void> {
+    const { database, options } = this.deps;
+    const log = this.deps.log.child({ tenant: row.tenantId, channel: row.channel, msg_id: row.id });
+    const renewal = setInterval(() => {
+      renewLease(database.db, lease, options.leaseMs).catch(() => {});
+    }, options.leaseMs / 3);
+    renewal.unref();
+    try {
+      const tenant = await this.deps.tenants.get(row.tenantId);
+      const adapter = this.deps.adapters[row.channel as ChannelName];
+      const config = tenant && adapter?.config(tenant);
+      if (!tenant || !adapter || config === undefined) {
+        log.warn("tenant or channel no longer configured; message failed");
+        await finish(database.db, lease, "failed", "tenant or channel no longer configured");
+        return;
+      }
+      const target: DeliveryTarget<unknown> = {
+        tenant,
+        config,
+        route: row.route,
+        threadKey: row.threadKey,
+        inboundId: String(row.id),
+      };
+      const stopTyping = row.status === "pending" ? startTyping(adapter, target, log) : () => {};
+      try {
+        let reply = { html: row.replyHtml ?? "", error: row.error ?? undefined };
+        if (row.status === "pending") {
+          const answer = await this.answer(row, tenant, adapter, target, log);
+          if (answer.type === "retry") {
+            log.warn({ err: answer.error, delay_ms: Math.round(answer.delayMs) }, "Quickchat unavailable; retrying later");
+            await reschedule(database.db, lease, answer.delayMs, answer.error, answer.giveUpAt);
+            return;
+          }
+          const thread = { tenantId: row.tenantId, channel: row.channel, threadKey: row.threadKey };
+          const conversation = answer.convId ? { ...thread, convId: answer.convId } : undefined;
+          if (!(await storeReply(database.db, lease, { html: answer.html, error: answer.error, conversation }))) {
+            log.warn("lease lost before the reply was stored; another worker has the message");
+            return;
+          }
+          reply = { html: answer.html, error: answer.error };
+        }
+        // storeReply gave delivery a fresh retry window.
+        const delivering = row.status === "pending" ? { ...row, attempts: 0, giveUpAt: null } : row;
+        await this.deliver(delivering, lease, adapter, target, reply, log);
+      } finally {
+        stopTyping();
+      }
+    } finally {
+      clearInterval(renewal);
+    }
+  }
+
+  /** Decides the reply: a bridge text, Quickchat's answer, the `unavailable` text, or a retry later. */
+  private async answer(
+    row: InboxRow,
+    tenant: TenantConfig,
+    adapter: ChannelAdapter<unknown>,
+    target: DeliveryTarget<unknown>,
+    log: Logger,
+  ): Promise<Answer> {
+    const db = this.deps.database.db;
+    const thread: ThreadRef = { tenantId: row.tenantId, channel: row.channel, threadKey: row.threadKey };
+    switch (row.kind) {
+      case "reset":
+        await deleteConversation(db, thread);
+        return { type: "reply", html: tenant.texts.reset };
+      case "unsupported":
+        return { type: "reply", html: tenant.texts.unsupported };
+      case "start":
+        await deleteConversation(db, thread);
+        return this.askQuickchat(row, tenant, adapter, target, row.text || tenant.texts.greeting, undefined, log);
+      default:
+        return this.askQuickchat(row, tenant, adapter, target, row.text ?? "", await findConversation(db, thread), log);
+    }
+  }
+
+  private async askQuickchat(
+    row: InboxRow,
+    tenant: TenantConfig,
+    adapter: ChannelAdapter<unknown>,
+    target: DeliveryTarget<unknown>,
+    text: string,
+    convId: string | undefined,
+    log: Logger,
+  ): Promise<Answer> {
+    const userName = row.sender.name ?? (await adapter.senderName?.(target, row.sender.id).catch(() => undefined));
+    const clientMetadata = buildClientMetadata({
+      channel: row.channel as ChannelName,
+      channelUserId: row.sender.id,
+      threadKey: row.threadKey,
+      userName,
+      kbTopic: tenant.quickchat.kb_topic,
+    });
+    const { quickchat } = this.deps;
+    try {
+      try {
+        const reply = await quickchat.chat(tenant.quickchat, { text, convId, clientMetadata });
+        return { type: "reply", html: reply.reply, convId: reply.convId };
+      } catch (err) {
+        if (!(err instanceof QuickchatError && err.kind === "invalid_conversation" && convId)) throw err;
+        log.info("Quickchat no longer knows the conversation; starting a new one");
+        const reply = await quickchat.chat(tenant.quickchat, { text, clientMetadata });
+        return { type: "reply", html: reply.reply, convId: reply.convId };
+      }
+    } catch (err) {
+      if (!(err instanceof QuickchatError)) throw err;
+      if (err.kind === "retryable") {
+        const retry = this.retryOrGiveUp(row, err.message, err.retryAfterMs);
+        if (retry) return retry;
+        log.error({ err: err.message }, "Quickchat retries exhausted; sending the unavailable text");
+      } else {
+        log.error({ err: err.message, status: err.status }, "Quickchat rejected the request: check the tenant");
+      }
+      return { type: "reply", html: tenant.texts.unavailable, error: err.message };
+    }
+  }
+
+  /** A retry while the message is within its retry window, else undefined (give up). */
+  private retryOrGiveUp(row: InboxRow, error: string, retryAfterMs?: number): Answer | undefined {
+    const { options } = this.deps;
+    const giveUpAt = row.giveUpAt ?? new Date(Date.now() + options.maxRetryMs);
+    const delayMs = backoffDelay(row.attempts, options.backoff, retryAfterMs);
+    if (Date.now() + delayMs > giveUpAt.getTime()) return undefined;
+    return { type: "retry", delayMs, error, giveUpAt };
+  }
+
+  /** Sends the reply's parts in order, skipping parts a previous attempt delivered. */
+  private async deliver(
+    row: InboxRow,
+    lease: Lease,
+    adapter: ChannelAdapter<unknown>,
+    target: DeliveryTarget<unknown>,
+    reply: { html: string; error?: string },
+    log: Logger,
+  ): Promise<void> {
+    const db = this.deps.database.db;
+    const parts = formatReply(reply.html, adapter.channel);
+    const done = await sentParts(db, row.id);
+    let current = target;
+    for (const [index, part] of parts.entries()) {
+      if (done.has(index)) continue;
+      let sent: SentPart;
+      try {
+        sent = await sendPart(adapter, current, part);
+      } catch (err) {
+        const failure = err instanceof ChannelSendError ? err : new ChannelSendError("retry", (err as Error).message);
+        const retry = failure.kind === "retry" && this.retryOrGiveUp(row, failure.message, failure.retryAfterMs);
+        if (retry && retry.type === "retry") {
+          log.warn({ err: failure.message, part: index, delay_ms: Math.round(retry.delayMs) }, "send failed; retrying later");
+          await reschedule(db, lease, retry.delayMs, undefined, retry.giveUpAt);
+          return;
+        }
+        log.error({ err: failure.message, code: failure.code, part: index }, "send failed permanently; message failed");
+        await recordPart(db, { inboundId: row.id, part: index, status: "failed", errorCode: failure.code });
+        await finish(db, lease, "failed", `${adapter.channel} send failed: ${failure.message}`);
+        return;
+      }
+      if (sent.route) {
+        current = { ...current, route: sent.route };
+        await updateRoute(db, lease, sent.route);
+      }
+      await recordPart(db, { inboundId: row.id, part: index, status: "sent", channelMessageId: sent.channelMessageId });
+    }
+    await finish(db, lease, reply.error ? "failed" : "delivered");
+  }
+}
+
+/** One part; when the channel rejects the markup, the same part again as plain text (DESIGN 1). */
+async function sendPart(
+  adapter: ChannelAdapter<unknown>,
+  target: DeliveryTarget<unknown>,
+  part: FormattedPart,
+): Promise<SentPart> {
+  try {
+    return await adapter.send(target, part.text, { plain: false });
+  } catch (err) {
+    if (!(err instanceof ChannelSendError && err.kind === "markup")) throw err;
+    return adapter.send(target, part.plain, { plain: true });
+  }
+}

@@ -1,0 +1,86 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config/index.js";
+import { ConfigError } from "../../src/errors.js";
+
+function configFile(content: string): string {
+  const path = join(mkdtempSync(join(tmpdir(), "qb-config-")), "bridge.yaml");
+  writeFileSync(path, content);
+  return path;
+}
+
+const tenantYaml = `
+tenants:
+  - id: acme
+    quickchat:
+      scenario_id: "abc123"
+      token: \${ACME_TOKEN}
+    telegram:
+      bot_token: "123:abc"
+      webhook_secret: s3cret
+`;
+
+describe("configuration", () => {
+  it("reads a YAML file with ${VAR} interpolation and applies defaults", () => {
+    const config = loadConfig({ BRIDGE_CONFIG: configFile(tenantYaml), ACME_TOKEN: "tok: with # yaml chars" });
+    const [tenant] = config.tenants;
+    expect(tenant?.quickchat.token).toBe("tok: with # yaml chars");
+    expect(tenant?.telegram?.api_root).toBe("https://api.telegram.org");
+    expect(tenant?.texts.reset).toBe("Okay, let's start over.");
+    expect(config.settings.PORT).toBe(3000);
+    expect(config.settings.WORKER_CONCURRENCY).toBeGreaterThanOrEqual(256);
+  });
+
+  it("names a missing variable and the key that uses it", () => {
+    expect(() => loadConfig({ BRIDGE_CONFIG: configFile(tenantYaml) })).toThrow(
+      /tenants\.0\.quickchat\.token: environment variable ACME_TOKEN is not set/,
+    );
+  });
+
+  it("rejects unknown keys, naming their path", () => {
+    const path = configFile(tenantYaml.replace("bot_token:", "bot_tokn:"));
+    expect(() => loadConfig({ BRIDGE_CONFIG: path, ACME_TOKEN: "x" })).toThrow(/unknown key tenants\.0\.telegram\.bot_tokn/);
+  });
+
+  it("rejects bad values with their path", () => {
+    const path = configFile(tenantYaml.replace("id: acme", "id: Acme Corp"));
+    expect(() => loadConfig({ BRIDGE_CONFIG: path, ACME_TOKEN: "x" })).toThrow(/tenants\.0\.id: must match/);
+  });
+
+  it("builds the default tenant from the environment shorthand", () => {
+    const config = loadConfig({
+      QUICKCHAT_SCENARIO_ID: "sc",
+      QUICKCHAT_TOKEN: "tok",
+      SLACK_SIGNING_SECRET: "sign",
+      SLACK_BOT_TOKEN: "xoxb-1",
+    });
+    expect(config.tenants).toHaveLength(1);
+    expect(config.tenants[0]).toMatchObject({ id: "default", slack: { bot_token: "xoxb-1" } });
+    expect(config.tenants[0]?.telegram).toBeUndefined();
+  });
+
+  it("names the environment variable a shorthand tenant is missing", () => {
+    expect(() =>
+      loadConfig({ QUICKCHAT_SCENARIO_ID: "sc", QUICKCHAT_TOKEN: "tok", TELEGRAM_BOT_TOKEN: "1:a" }),
+    ).toThrow(/TELEGRAM_WEBHOOK_SECRET/);
+  });
+
+  it("refuses duplicate tenant ids across the file and the environment", () => {
+    const path = configFile(tenantYaml.replace("id: acme", "id: default"));
+    expect(() =>
+      loadConfig({ BRIDGE_CONFIG: path, ACME_TOKEN: "x", QUICKCHAT_SCENARIO_ID: "sc", QUICKCHAT_TOKEN: "t" }),
+    ).toThrow(/"default" is defined more than once/);
+  });
+
+  it("rejects bad environment settings naming the variable", () => {
+    expect(() => loadConfig({ PORT: "eighty" })).toThrow(ConfigError);
+    expect(() => loadConfig({ PORT: "eighty" })).toThrow(/PORT/);
+  });
+
+  it("requires exactly one Quickchat credential", () => {
+    const path = configFile(tenantYaml.replace("token: ${ACME_TOKEN}", 'token: a\n      api_key: b'));
+    expect(() => loadConfig({ BRIDGE_CONFIG: path })).toThrow(/exactly one of token/);
+  });
+});

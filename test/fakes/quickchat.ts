@@ -1,0 +1,119 @@
+import { Hono } from "hono";
+import { type RunningFake, startFake } from "./server.js";
+
+/** One request as the fake received it. */
+export interface QuickchatCall {
+  authorization: string | null;
+  body: {
+    scenario_id?: string;
+    api_key?: string;
+    text?: string;
+    conv_id?: string;
+    client_metadata?: Record<string, unknown>;
+  };
+  at: number;
+}
+
+interface InjectedFailure {
+  status: number;
+  body: string;
+  headers?: Record<string, string>;
+}
+
+export interface QuickchatFakeOptions {
+  /** scenario id → Bearer token (or legacy api_key when `legacy` is set). */
+  scenarios: Record<string, string>;
+  legacy?: boolean;
+  /** Builds the HTML reply; defaults to an echo with a <br> and the message's order number. */
+  reply?: (text: string, convId: string, ordNumber: number) => string;
+}
+
+const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/**
+ * A loopback Quickchat Chat endpoint (`POST /chat`) that behaves as quickchat-api/002 describes: Bearer token
+ * (or legacy `api_key`) bound to a scenario, conv_id issuance and validation, plain-text errors, HTML replies.
+ */
+export class QuickchatFake {
+  readonly calls: QuickchatCall[] = [];
+  /** Milliseconds to wait before answering each request. */
+  latencyMs = 0;
+  private readonly failures: InjectedFailure[] = [];
+  private readonly conversations = new Map<string, { scenario: string; ord: number }>();
+  private nextConv = 1;
+  private server?: RunningFake;
+
+  constructor(private readonly options: QuickchatFakeOptions) {}
+
+  get url(): string {
+    if (!this.server) throw new Error("QuickchatFake not started");
+    return this.server.url;
+  }
+
+  async start(): Promise<this> {
+    this.server = await startFake(this.app());
+    return this;
+  }
+
+  close(): Promise<void> {
+    return this.server?.close() ?? Promise.resolve();
+  }
+
+  /** The next `times` requests fail with this status and plain-text body. */
+  fail(times: number, status: number, body = "Service unavailable", headers?: Record<string, string>): void {
+    for (let i = 0; i < times; i++) this.failures.push({ status, body, ...(headers && { headers }) });
+  }
+
+  /** Quickchat forgets every conversation: later requests with an old conv_id get 400. */
+  forgetConversations(): void {
+    this.conversations.clear();
+  }
+
+  conversationCount(): number {
+    return this.conversations.size;
+  }
+
+  private app(): Hono {
+    const app = new Hono();
+    app.post("/chat", async (c) => {
+      const at = Date.now();
+      let body: QuickchatCall["body"];
+      try {
+        body = await c.req.json();
+      } catch {
+        return c.text("Invalid JSON body", 400);
+      }
+      this.calls.push({ authorization: c.req.header("authorization") ?? null, body, at });
+      if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+
+      const injected = this.failures.shift();
+      if (injected) return c.text(injected.body, injected.status as 500, injected.headers);
+
+      const scenario = body.scenario_id;
+      if (!scenario) return c.text("Missing scenario_id", 400);
+      const expected = this.options.scenarios[scenario];
+      if (expected === undefined) return c.text(`No implementation found for scenario_id ${scenario}`, 404);
+      const presented = this.options.legacy ? body.api_key : c.req.header("authorization")?.replace(/^Bearer /, "");
+      if (presented !== expected) return c.text("Request is not authenticated", 400);
+      if (typeof body.text !== "string" || body.text === "") return c.text("Missing text", 400);
+      const metadata = body.client_metadata ?? {};
+      if (Object.keys(metadata).length > 5) return c.text("client_metadata can have at most 5 keys", 400);
+
+      let convId = body.conv_id;
+      if (convId !== undefined) {
+        const known = this.conversations.get(convId);
+        if (!known || known.scenario !== scenario) return c.text(`Conversation conv_id ${convId} is not valid.`, 400);
+      } else {
+        convId = `conv-${this.nextConv++}`;
+        this.conversations.set(convId, { scenario, ord: 0 });
+      }
+      const conversation = this.conversations.get(convId)!;
+      conversation.ord += 2;
+      const reply = this.options.reply
+        ? this.options.reply(body.text, convId, conversation.ord)
+        : `You said: <b>${escapeHtml(body.text)}</b><br>(message ${conversation.ord})`;
+      return c.json({ conv_id: convId, reply, ord_number: conversation.ord, src: 0 });
+    });
+    return app;
+  }
+}

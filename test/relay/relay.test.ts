@@ -1,0 +1,209 @@
+import { sql } from "drizzle-orm";
+import { afterEach, describe, expect, it } from "vitest";
+import { inboundMessages } from "../../src/db/schema.js";
+import { ChannelSendError } from "../../src/channels/types.js";
+import { QuickchatFake } from "../fakes/quickchat.js";
+import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "../support/db.js";
+import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
+import {
+  LoopbackChannel,
+  type LoopbackWebhook,
+  loopbackHeaders,
+  loopbackTenant,
+} from "../support/loopback-channel.js";
+
+describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
+  let quickchat: QuickchatFake;
+  let channel: LoopbackChannel;
+  let database: TestDatabase;
+  let bridge: TestBridge;
+
+  async function setup(env: Record<string, string> = {}) {
+    quickchat = await new QuickchatFake({ scenarios: { "acme-scenario": "acme-token" } }).start();
+    channel = new LoopbackChannel();
+    database = await createTestDatabase(kind);
+    bridge = await startTestBridge({
+      tenants: [loopbackTenant("acme", quickchat.url)],
+      adapters: { telegram: channel },
+      ...(database.url && { databaseUrl: database.url }),
+      env,
+    });
+  }
+
+  afterEach(async () => {
+    await bridge?.stop();
+    await database?.drop();
+    await quickchat?.close();
+  });
+
+  const send = (msg: LoopbackWebhook) =>
+    bridge.post("/webhooks/acme/telegram", JSON.stringify(msg), loopbackHeaders());
+
+  it("creates a conversation on a thread's first message and continues it afterwards", async () => {
+    await setup();
+    expect((await send({ id: "m1", thread: "t1", user: "u1", text: "hello" })).status).toBe(200);
+    await waitFor(() => channel.delivered.length === 1);
+    expect((await send({ id: "m2", thread: "t1", user: "u1", text: "again" })).status).toBe(200);
+    await waitFor(() => channel.delivered.length === 2);
+
+    expect(quickchat.calls[0]?.body.conv_id).toBeUndefined();
+    expect(quickchat.calls[1]?.body.conv_id).toBe("conv-1");
+    expect(quickchat.calls[0]?.authorization).toBe("Bearer acme-token");
+    expect(quickchat.calls[0]?.body.client_metadata).toEqual({
+      channel: "telegram",
+      channel_user_id: "u1",
+      channel_thread_id: "t1",
+    });
+    // Quickchat's <br> arrives as a line break, its <b> as Telegram bold.
+    expect(channel.thread("t1")[0]).toBe("You said: <b>hello</b>\n(message 2)");
+  });
+
+  it("starts a new conversation when Quickchat says the conv_id is not valid, and still answers", async () => {
+    await setup();
+    await send({ id: "m1", thread: "t1", user: "u1", text: "one" });
+    await waitFor(() => channel.delivered.length === 1);
+    quickchat.forgetConversations();
+    await send({ id: "m2", thread: "t1", user: "u1", text: "two" });
+    await waitFor(() => channel.delivered.length === 2);
+
+    expect(quickchat.calls.map((c) => c.body.conv_id)).toEqual([undefined, "conv-1", undefined]);
+    expect(channel.thread("t1")[1]).toContain("two");
+    await send({ id: "m3", thread: "t1", user: "u1", text: "three" });
+    await waitFor(() => channel.delivered.length === 3);
+    expect(quickchat.calls.at(-1)?.body.conv_id).toBe("conv-2");
+  });
+
+  it("retries 503 and 429 with backoff, honouring Retry-After, then answers", async () => {
+    await setup();
+    quickchat.fail(2, 503, "Service unavailable");
+    quickchat.fail(1, 429, "Too many requests", { "retry-after": "1" });
+    await send({ id: "m1", thread: "t1", user: "u1", text: "patience" });
+    await waitFor(() => channel.delivered.length === 1, 15_000);
+
+    expect(quickchat.calls).toHaveLength(4);
+    const gaps = quickchat.calls.slice(1).map((c, i) => c.at - quickchat.calls[i]!.at);
+    expect(gaps[0]).toBeGreaterThanOrEqual(50); // first backoff step: 100 ms ± jitter
+    expect(gaps[2]).toBeGreaterThanOrEqual(1000); // Retry-After: 1
+    expect(channel.thread("t1")[0]).toContain("patience");
+  });
+
+  it("does not retry an unknown scenario and sends the unavailable text; the message is failed", async () => {
+    quickchat = await new QuickchatFake({ scenarios: {} }).start();
+    channel = new LoopbackChannel();
+    database = await createTestDatabase(kind);
+    bridge = await startTestBridge({
+      tenants: [loopbackTenant("acme", quickchat.url)],
+      adapters: { telegram: channel },
+      ...(database.url && { databaseUrl: database.url }),
+    });
+    await send({ id: "m1", thread: "t1", user: "u1", text: "hi" });
+    await waitFor(() => channel.delivered.length === 1);
+    await new Promise((r) => setTimeout(r, 500));
+
+    expect(quickchat.calls).toHaveLength(1);
+    expect(channel.thread("t1")).toEqual(["Sorry, I can't answer right now. Please try again in a few minutes."]);
+    const rows = await bridge.database.db.select().from(inboundMessages);
+    expect(rows[0]?.status).toBe("failed");
+    expect(rows[0]?.error).toContain("No implementation found for scenario_id");
+  });
+
+  it("gives up after QUICKCHAT_MAX_RETRY_SECONDS with the unavailable text", async () => {
+    await setup({ QUICKCHAT_MAX_RETRY_SECONDS: "1" });
+    quickchat.fail(100, 503);
+    await send({ id: "m1", thread: "t1", user: "u1", text: "hi" });
+    await waitFor(() => channel.delivered.length === 1, 10_000);
+    expect(quickchat.calls.length).toBeGreaterThan(1);
+    expect(channel.thread("t1")[0]).toMatch(/can't answer right now/);
+    const [row] = await bridge.database.db.select().from(inboundMessages);
+    expect(row?.status).toBe("failed");
+  });
+
+  it("calls Quickchat once for a redelivered message, even when redeliveries race", async () => {
+    await setup();
+    const msg = { id: "m1", thread: "t1", user: "u1", text: "once" };
+    const answers = await Promise.all([send(msg), send(msg), send(msg)]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+    await waitFor(() => channel.delivered.length === 1);
+    await send(msg);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(quickchat.calls).toHaveLength(1);
+    expect(channel.delivered).toHaveLength(1);
+  });
+
+  it("handles /reset without Quickchat and starts a new conversation after it", async () => {
+    await setup();
+    await send({ id: "m1", thread: "t1", user: "u1", text: "hi" });
+    await waitFor(() => channel.delivered.length === 1);
+    await send({ id: "m2", thread: "t1", user: "u1", text: "", kind: "reset" });
+    await waitFor(() => channel.delivered.length === 2);
+    expect(channel.thread("t1")[1]).toBe("Okay, let's start over.");
+    expect(quickchat.calls).toHaveLength(1);
+    await send({ id: "m3", thread: "t1", user: "u1", text: "new topic" });
+    await waitFor(() => channel.delivered.length === 3);
+    expect(quickchat.calls[1]?.body.conv_id).toBeUndefined();
+  });
+
+  it("re-sends a part as plain text when the channel rejects its markup", async () => {
+    await setup();
+    channel.sendFailures.push(new ChannelSendError("markup", "can't parse entities"));
+    await send({ id: "m1", thread: "t1", user: "u1", text: "x" });
+    await waitFor(() => channel.delivered.length === 1);
+    expect(channel.delivered[0]).toMatchObject({ plain: true, text: "You said: x\n(message 2)" });
+  });
+
+  it("retries a failed send without asking Quickchat again, and fails permanently rejected sends", async () => {
+    await setup();
+    channel.sendFailures.push(new ChannelSendError("retry", "429", "429", 300));
+    await send({ id: "m1", thread: "t1", user: "u1", text: "a" });
+    await waitFor(() => channel.delivered.length === 1);
+    expect(quickchat.calls).toHaveLength(1);
+
+    channel.sendFailures.push(new ChannelSendError("permanent", "blocked by the user", "403"));
+    await send({ id: "m2", thread: "t2", user: "u2", text: "b" });
+    await waitFor(async () => {
+      const rows = await bridge.database.db.select().from(inboundMessages);
+      return rows.find((r) => r.dedupeKey === "m2")?.status === "failed";
+    });
+    expect(quickchat.calls).toHaveLength(2);
+  });
+
+  it("answers a message whose worker died mid-message once its lease expires", async () => {
+    await setup({ LEASE_SECONDS: "1" });
+    // The state a crashed worker leaves: a claimed message with a live lease nobody renews.
+    await bridge.database.db.insert(inboundMessages).values({
+      tenantId: "acme",
+      channel: "telegram",
+      threadKey: "t1",
+      dedupeKey: "orphan",
+      kind: "text",
+      sender: { id: "u1" },
+      route: { thread: "t1" },
+      text: "still there?",
+      leaseOwner: "crashed-worker",
+      leaseUntil: sql`now() + interval '1 second'`,
+    });
+    const started = Date.now();
+    await waitFor(() => channel.delivered.length === 1, 10_000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(500);
+    expect(channel.thread("t1")[0]).toContain("still there?");
+  });
+
+  it("never sends more than 5 client_metadata keys", async () => {
+    quickchat = await new QuickchatFake({ scenarios: { "acme-scenario": "acme-token" } }).start();
+    channel = new LoopbackChannel();
+    database = await createTestDatabase(kind);
+    const tenant = loopbackTenant("acme", quickchat.url);
+    bridge = await startTestBridge({
+      tenants: [{ ...tenant, quickchat: { ...tenant.quickchat, kb_topic: "support" } }],
+      adapters: { telegram: channel },
+      ...(database.url && { databaseUrl: database.url }),
+    });
+    await send({ id: "m1", thread: "t1", user: "u1", text: "hi" });
+    await send({ id: "m2", thread: "t1", user: "u1", text: "again" });
+    await waitFor(() => channel.delivered.length === 2);
+    for (const call of quickchat.calls) {
+      expect(Object.keys(call.body.client_metadata ?? {}).length).toBeLessThanOrEqual(5);
+      expect(call.body.client_metadata?.kb_topic).toBe("support");
+    }
+  });
+});

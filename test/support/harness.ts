@@ -1,0 +1,83 @@
+import { Writable } from "node:stream";
+import { type RunningBridge, startBridge } from "../../src/bridge.js";
+import { readSettings } from "../../src/config/env.js";
+import { type TenantInput, tenantSchema } from "../../src/config/schema.js";
+import { createLogger } from "../../src/log.js";
+import type { AdapterMap } from "../../src/relay/worker.js";
+
+export interface TestBridgeOptions {
+  tenants: TenantInput[];
+  /** postgres URL; PGlite in memory when undefined. */
+  databaseUrl?: string;
+  /** Channel adapters; the real ones by default. */
+  adapters?: AdapterMap;
+  http?: boolean;
+  worker?: boolean;
+  publicUrl?: string;
+  /** Extra environment settings (fast retries are the default here). */
+  env?: Record<string, string>;
+}
+
+export interface TestBridge extends RunningBridge {
+  url: string;
+  /** Every log line the bridge wrote (JSON strings), for assertions and secret searches. */
+  logs: string[];
+  /** POSTs a webhook body to `path` on the bridge. */
+  post(path: string, body: string | Buffer, headers?: Record<string, string>): Promise<Response>;
+}
+
+/**
+ * Starts the real service in this process (HTTP on a loopback port, worker pool, database), with fast
+ * retry settings. The same composition `bridge serve` uses.
+ */
+export async function startTestBridge(options: TestBridgeOptions): Promise<TestBridge> {
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      logs.push(...chunk.toString().split("\n").filter(Boolean));
+      done();
+    },
+  });
+  const settings = readSettings({
+    PORT: "0",
+    HOST: "127.0.0.1",
+    DATA_DIR: "memory://",
+    LOG_LEVEL: "debug",
+    RETRY_BASE_MS: "100",
+    RETRY_MAX_DELAY_SECONDS: "2",
+    POLL_INTERVAL_MS: "200",
+    SHUTDOWN_TIMEOUT_SECONDS: "5",
+    ...(options.databaseUrl && { DATABASE_URL: options.databaseUrl }),
+    ...options.env,
+  });
+  const bridge = await startBridge({
+    config: {
+      settings,
+      tenants: options.tenants.map((t) => tenantSchema.parse(t)),
+      ...(options.publicUrl && { publicUrl: options.publicUrl }),
+    },
+    log: createLogger(settings.LOG_LEVEL, sink),
+    http: options.http ?? true,
+    worker: options.worker ?? true,
+    ...(options.adapters && { adapters: options.adapters }),
+  });
+  const url = bridge.url ?? "";
+  return {
+    ...bridge,
+    url,
+    logs,
+    post: (path, body, headers = {}) =>
+      fetch(`${url}${path}`, { method: "POST", body, headers: { "content-type": "application/json", ...headers } }),
+  };
+}
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
