@@ -1,0 +1,29 @@
+import { createHmac } from "node:crypto";
+import { unauthorized } from "../../errors.js";
+import { safeEqual } from "../shared.js";
+import type { WebhookRequest } from "../types.js";
+
+/** A signed request further from our clock than this may be a replay (Slack's documented window). */
+export const MAX_CLOCK_SKEW_SECONDS = 5 * 60;
+
+/**
+ * Checks Slack's `v0` request signature: HMAC-SHA256 of `v0:{timestamp}:{raw body}` with the signing
+ * secret. Unlike Bolt's verifySlackRequest, a timestamp too far in the future is rejected as well, and
+ * missing headers are a 401 rather than a TypeError.
+ */
+export function verifySlackSignature(req: WebhookRequest, signingSecret: string, nowMs = Date.now()): void {
+  const timestamp = req.headers.get("x-slack-request-timestamp");
+  const signature = req.headers.get("x-slack-signature");
+  if (!timestamp || !signature) {
+    throw unauthorized("missing X-Slack-Signature or X-Slack-Request-Timestamp header");
+  }
+  if (!/^\d{1,15}$/.test(timestamp)) throw unauthorized("X-Slack-Request-Timestamp is not a Unix time");
+  if (Math.abs(nowMs / 1000 - Number(timestamp)) > MAX_CLOCK_SKEW_SECONDS) {
+    throw unauthorized("X-Slack-Request-Timestamp is more than 5 minutes off: stale or replayed request");
+  }
+  const expected = createHmac("sha256", signingSecret)
+    .update(`v0:${timestamp}:`)
+    .update(req.rawBody)
+    .digest("hex");
+  if (!safeEqual(signature, `v0=${expected}`)) throw unauthorized("X-Slack-Signature does not match");
+}
