@@ -1,0 +1,77 @@
+import { WebAPIPlatformError, type WebClient } from "@slack/web-api";
+import type { SlackConfig } from "../../config/schema.js";
+import type { Logger } from "../../log.js";
+import type { SlackIdentity } from "./inbound.js";
+import { createSlackClient, fetchIdentity, fetchUserName } from "./outbound.js";
+
+const USER_NAME_TTL_MS = 60 * 60 * 1000;
+/** Bounds the name cache of a very large workspace; the oldest entries go first. */
+const MAX_CACHED_NAMES = 10_000;
+
+/** One tenant's Slack app as the adapter sees it: a Web API client, the bot's identity, user names. */
+export class SlackWorkspace {
+  readonly client: WebClient;
+  private identityLookup: Promise<SlackIdentity> | undefined;
+  private readonly names = new Map<string, { name: string | undefined; expiresAt: number }>();
+
+  constructor(
+    config: SlackConfig,
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {
+    this.client = createSlackClient(config, log);
+  }
+
+  /** auth.test once per token; concurrent callers share the lookup, a failure is retried next time. */
+  identity(): Promise<SlackIdentity> {
+    this.identityLookup ??= fetchIdentity(this.client).catch((error: unknown) => {
+      this.identityLookup = undefined;
+      throw error;
+    });
+    return this.identityLookup;
+  }
+
+  /** The user's display name, cached for an hour; undefined when Slack cannot say. Never throws. */
+  async userName(userId: string): Promise<string | undefined> {
+    const cached = this.names.get(userId);
+    if (cached && cached.expiresAt > this.now()) return cached.name;
+    try {
+      const name = await fetchUserName(this.client, userId);
+      this.remember(userId, name);
+      return name;
+    } catch (error) {
+      // A definite answer (user_not_found, missing users:read scope) is remembered; a network failure is not.
+      if (error instanceof WebAPIPlatformError) this.remember(userId, undefined);
+      this.log.debug({ err: error }, "slack users.info failed; replying without the user's name");
+      return undefined;
+    }
+  }
+
+  private remember(userId: string, name: string | undefined) {
+    this.names.delete(userId);
+    if (this.names.size >= MAX_CACHED_NAMES) {
+      const oldest = this.names.keys().next().value;
+      if (oldest !== undefined) this.names.delete(oldest);
+    }
+    this.names.set(userId, { name, expiresAt: this.now() + USER_NAME_TTL_MS });
+  }
+}
+
+/** Workspaces by tenant; a changed token or API URL replaces the tenant's workspace (and its caches). */
+export class SlackWorkspaces {
+  private readonly byTenant = new Map<string, { credentials: string; workspace: SlackWorkspace }>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {}
+
+  get(tenantId: string, config: SlackConfig): SlackWorkspace {
+    const credentials = `${config.api_url}\n${config.bot_token}`;
+    const entry = this.byTenant.get(tenantId);
+    if (entry?.credentials === credentials) return entry.workspace;
+    const workspace = new SlackWorkspace(config, this.log.child({ tenant: tenantId }), this.now);
+    this.byTenant.set(tenantId, { credentials, workspace });
+    return workspace;
+  }
+}
