@@ -26,6 +26,8 @@ export interface SlackApiCall {
   token: string | undefined;
   /** Arguments as received: strings for form-encoded bodies, JSON values for JSON bodies. */
   args: Record<string, unknown>;
+  /** When the call arrived (ms since the epoch). */
+  at: number;
 }
 
 export interface PostedMessage {
@@ -117,7 +119,7 @@ export function createSlackFake(options: { bots: FakeSlackBot[]; users?: FakeSla
     const method = c.req.param("method");
     const args = await readArgs(c);
     const token = c.req.header("authorization")?.replace(/^Bearer /, "") ?? stringArg(args.token);
-    calls.push({ method, token, args });
+    calls.push({ method, token, args, at: Date.now() });
 
     const fault = faults.get(method)?.shift();
     if (fault) return answerFault(c, fault);
