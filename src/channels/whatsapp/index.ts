@@ -52,7 +52,7 @@ export function createWhatsappAdapter(deps: AdapterDeps): ChannelAdapter<Whatsap
     ack: () => new Response(EMPTY_TWIML, { status: 200, headers: { "content-type": "text/xml" } }),
 
     send: async (target, text) =>
-      sendWhatsappText(clientFor(target.tenant.id, target.config), target.route, text, log, target.tenant.id),
+      sendWhatsappText(clientFor(target.tenant.id, target.config), target.route, text),
 
     // Verified here rather than trusting the caller: a forged report would corrupt the delivery state.
     async receiveStatus(req, config, tenant) {

@@ -1,7 +1,6 @@
 import twilio from "twilio";
 import type RequestClient from "twilio/lib/base/RequestClient.js";
 import type { WhatsappConfig } from "../../config/schema.js";
-import type { Logger } from "../../log.js";
 import { parseRetryAfter } from "../shared.js";
 import { ChannelSendError, type Route, type SentPart } from "../types.js";
 
@@ -55,13 +54,7 @@ function routeOf(route: Route): { to: string; from: string; statusCallback?: str
  * Sends one part of a reply. WhatsApp markup (`*bold*`...) is never rejected, so `plain` changes nothing here.
  * The returned id is the MessageSid that status callbacks report on.
  */
-export async function sendWhatsappText(
-  client: TwilioClient,
-  route: Route,
-  text: string,
-  log: Logger,
-  tenantId: string,
-): Promise<SentPart> {
+export async function sendWhatsappText(client: TwilioClient, route: Route, text: string): Promise<SentPart> {
   const { to, from, statusCallback } = routeOf(route);
   try {
     const message = await client.messages.create({
@@ -72,14 +65,8 @@ export async function sendWhatsappText(
     });
     return { channelMessageId: message.sid };
   } catch (error) {
-    const classified = classifySendError(error);
-    if (classified.kind === "permanent") {
-      log.warn(
-        { tenant: tenantId, code: classified.code, reason: classified.message },
-        "Twilio refused a WhatsApp message",
-      );
-    }
-    throw classified;
+    // The relay logs permanent failures with `code` (63016, 21211...) and fails the message.
+    throw classifySendError(error);
   }
 }
 
