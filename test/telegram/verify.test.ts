@@ -1,0 +1,41 @@
+import { describe, expect, it } from "vitest";
+import { SECRET_TOKEN_HEADER, verifyTelegramSecret } from "../../src/channels/telegram/verify.js";
+import { telegramSchema } from "../../src/config/schema.js";
+import { HttpError } from "../../src/errors.js";
+
+const config = telegramSchema.parse({ bot_token: "123456:AAE-fake", webhook_secret: "s3cr3t-Token_42" });
+
+function rejection(headers: Record<string, string>): HttpError {
+  try {
+    verifyTelegramSecret(new Headers(headers), config);
+  } catch (error) {
+    if (error instanceof HttpError) return error;
+    throw error;
+  }
+  throw new Error("expected a rejection");
+}
+
+describe("verifyTelegramSecret", () => {
+  it("accepts the tenant's secret, whatever the header name's case", () => {
+    expect(() => verifyTelegramSecret(new Headers({ [SECRET_TOKEN_HEADER]: "s3cr3t-Token_42" }), config)).not.toThrow();
+    expect(() =>
+      verifyTelegramSecret(new Headers({ "x-telegram-bot-api-secret-token": "s3cr3t-Token_42" }), config),
+    ).not.toThrow();
+  });
+
+  it("answers 401 when the header is missing", () => {
+    expect(rejection({})).toMatchObject({ status: 401, message: "missing X-Telegram-Bot-Api-Secret-Token header" });
+  });
+
+  it.each([
+    ["another secret", "another-tenants-secret"],
+    ["a prefix of the secret", "s3cr3t"],
+    ["the secret plus more", "s3cr3t-Token_42x"],
+    ["a different case", "S3CR3T-TOKEN_42"],
+    ["an empty value", ""],
+  ])("answers 401 for %s", (_name, value) => {
+    const error = rejection({ [SECRET_TOKEN_HEADER]: value });
+    expect(error).toMatchObject({ status: 401, message: "wrong X-Telegram-Bot-Api-Secret-Token" });
+    expect(error.message).not.toContain(config.webhook_secret);
+  });
+});
