@@ -17,14 +17,19 @@ function rejection(headers: Record<string, string>): HttpError {
 
 describe("verifyTelegramSecret", () => {
   it("accepts the tenant's secret, whatever the header name's case", () => {
-    expect(() => verifyTelegramSecret(new Headers({ [SECRET_TOKEN_HEADER]: "s3cr3t-Token_42" }), config)).not.toThrow();
+    expect(() =>
+      verifyTelegramSecret(new Headers({ [SECRET_TOKEN_HEADER]: "s3cr3t-Token_42" }), config),
+    ).not.toThrow();
     expect(() =>
       verifyTelegramSecret(new Headers({ "x-telegram-bot-api-secret-token": "s3cr3t-Token_42" }), config),
     ).not.toThrow();
   });
 
   it("answers 401 when the header is missing", () => {
-    expect(rejection({})).toMatchObject({ status: 401, message: "missing X-Telegram-Bot-Api-Secret-Token header" });
+    expect(rejection({})).toMatchObject({
+      status: 401,
+      message: "missing X-Telegram-Bot-Api-Secret-Token header",
+    });
   });
 
   it.each([
