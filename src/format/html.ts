@@ -1,0 +1,232 @@
+/**
+ * Quickchat reply HTML → a small document tree.
+ *
+ * Parsed with htmlparser2 rather than parse5: it is fast (a callback tokenizer, no full DOM or spec
+ * tree-construction we would throw away), forgiving with the broken HTML LLM output produces (implied
+ * closes, stray end tags), streams, and decodes entities (named and numeric) for us.
+ */
+import { Parser } from "htmlparser2";
+import { safeUrl } from "./url.js";
+
+export type Style = "bold" | "italic" | "underline" | "strike";
+
+export type Node =
+  /** Raw text as written: whitespace is collapsed later, Markdown is interpreted later. */
+  | { type: "text"; text: string }
+  | { type: "break" }
+  | { type: "style"; style: Style; children: Node[] }
+  | { type: "code"; text: string }
+  | { type: "link"; href: string; children: Node[] }
+  | { type: "paragraph" | "heading" | "quote"; children: Node[] }
+  | { type: "list"; ordered: boolean; start: number; items: Node[][] }
+  | { type: "codeBlock"; language: string; text: string }
+  | { type: "rule" };
+
+type ListNode = Extract<Node, { type: "list" }>;
+
+const STYLE_TAGS: Record<string, Style> = {
+  b: "bold",
+  strong: "bold",
+  i: "italic",
+  em: "italic",
+  cite: "italic",
+  u: "underline",
+  ins: "underline",
+  s: "strike",
+  del: "strike",
+  strike: "strike",
+};
+
+const PARAGRAPH_TAGS = new Set([
+  "p",
+  "div",
+  "section",
+  "article",
+  "header",
+  "footer",
+  "main",
+  "nav",
+  "aside",
+  "figure",
+  "figcaption",
+  "address",
+  "details",
+  "summary",
+  "center",
+  "dl",
+  "dt",
+  "dd",
+  "table",
+  "tr",
+  "caption",
+  "form",
+  "fieldset",
+]);
+
+/** Their content is not visible text. */
+const DROPPED_TAGS = new Set(["script", "style", "head", "title", "template", "noscript", "iframe", "svg"]);
+
+const HEADING = /^h[1-6]$/;
+const LANGUAGE_CLASS = /(?:^|\s)(?:language|lang)-([\w#+.-]{1,32})(?:\s|$)/;
+
+/** Where the children of an open element go. `code`/`pre` gather their whole subtree as text instead. */
+interface Frame {
+  tag: string;
+  children: Node[];
+  list?: ListNode;
+  collector?: { text: string; language: string };
+  finish?: (frame: Frame) => void;
+}
+
+export function parseHtml(html: string): Node[] {
+  const root: Node[] = [];
+  const stack: Frame[] = [{ tag: "", children: root }];
+  const top = () => stack[stack.length - 1]!;
+
+  const parser = new Parser(
+    {
+      onopentag(tag, attributes) {
+        stack.push(openFrame(tag, attributes, top()));
+      },
+      ontext(text) {
+        const frame = top();
+        if (frame.collector) frame.collector.text += text;
+        else appendText(frame, text);
+      },
+      onclosetag(tag) {
+        const index = stack.findLastIndex((frame) => frame.tag === tag);
+        if (index <= 0) return;
+        while (stack.length > index) {
+          const frame = stack.pop()!;
+          frame.finish?.(frame);
+        }
+      },
+    },
+    { decodeEntities: true },
+  );
+  parser.write(html);
+  parser.end();
+  return root;
+}
+
+function openFrame(tag: string, attributes: Record<string, string>, parent: Frame): Frame {
+  const discard: Node[] = [];
+  if (DROPPED_TAGS.has(tag)) return { tag, children: discard, collector: { text: "", language: "" } };
+  if (parent.collector) {
+    // Inside code: markup only contributes its text (and line breaks); a language may sit on <code>.
+    const collector = parent.collector;
+    if (tag === "br") collector.text += "\n";
+    if (tag === "code" && !collector.language) collector.language = languageOf(attributes.class);
+    return { tag, children: discard, collector: parent.collector };
+  }
+
+  const style = STYLE_TAGS[tag];
+  if (style) return container(tag, parent, { type: "style", style, children: [] });
+  if (PARAGRAPH_TAGS.has(tag)) return container(tag, parent, { type: "paragraph", children: [] });
+  if (HEADING.test(tag)) return container(tag, parent, { type: "heading", children: [] });
+
+  switch (tag) {
+    case "br":
+      appendNode(parent, { type: "break" });
+      return { tag, children: discard };
+    case "hr":
+      appendNode(parent, { type: "rule" });
+      return { tag, children: discard };
+    case "img": {
+      const src = safeUrl(attributes.src);
+      const alt = attributes.alt?.trim() ?? "";
+      if (src)
+        appendNode(parent, { type: "link", href: src, children: [{ type: "text", text: alt || src }] });
+      else if (alt) appendText(parent, alt);
+      return { tag, children: discard };
+    }
+    case "a": {
+      const href = safeUrl(attributes.href);
+      return href ? container(tag, parent, { type: "link", href, children: [] }) : transparent(tag, parent);
+    }
+    case "blockquote":
+      return container(tag, parent, { type: "quote", children: [] });
+    case "ul":
+    case "ol": {
+      const start = Number.parseInt(attributes.start ?? "", 10);
+      const list: ListNode = {
+        type: "list",
+        ordered: tag === "ol",
+        start: Number.isSafeInteger(start) ? start : 1,
+        items: [],
+      };
+      appendNode(parent, list);
+      return { tag, children: discard, list };
+    }
+    case "li":
+      return { tag, children: newListItem(parent) };
+    case "td":
+    case "th":
+      appendText(parent, " ");
+      return transparent(tag, parent);
+    case "code":
+    case "pre": {
+      const collector = { text: "", language: languageOf(attributes.class) };
+      return {
+        tag,
+        children: discard,
+        collector,
+        finish: () => appendNode(parent, collected(tag, collector)),
+      };
+    }
+    default:
+      return transparent(tag, parent);
+  }
+}
+
+function container(tag: string, parent: Frame, node: Node & { children: Node[] }): Frame {
+  appendNode(parent, node);
+  return { tag, children: node.children };
+}
+
+/** Unknown elements and unsafe links keep their children in place. */
+function transparent(tag: string, parent: Frame): Frame {
+  return { tag, children: parent.children, list: parent.list };
+}
+
+function collected(tag: string, { text, language }: { text: string; language: string }): Node {
+  if (tag === "code") return { type: "code", text };
+  // Browsers drop the newline right after <pre>; trailing blank lines are noise in a chat message.
+  return { type: "codeBlock", language, text: text.replace(/^\r?\n/, "").trimEnd() };
+}
+
+function languageOf(className: string | undefined): string {
+  return (className && LANGUAGE_CLASS.exec(className)?.[1]) || "";
+}
+
+/** An <li> outside any list still becomes a bullet: it joins the list just before it, or starts one. */
+function newListItem(parent: Frame): Node[] {
+  let list = parent.list;
+  if (!list) {
+    const previous = parent.children.at(-1);
+    list = previous?.type === "list" ? previous : { type: "list", ordered: false, start: 1, items: [] };
+    if (list !== previous) parent.children.push(list);
+  }
+  const item: Node[] = [];
+  list.items.push(item);
+  return item;
+}
+
+/** Content directly inside <ul>/<ol> (outside any <li>) joins the last item. */
+function targetOf(frame: Frame): Node[] {
+  return frame.list ? (frame.list.items.at(-1) ?? newListItem(frame)) : frame.children;
+}
+
+function appendNode(frame: Frame, node: Node): void {
+  targetOf(frame).push(node);
+}
+
+function appendText(frame: Frame, raw: string): void {
+  // Non-breaking spaces become plain spaces so they collapse and never split a bold/italic marker.
+  const text = raw.replaceAll("\u00a0", " ");
+  if (frame.list && !text.trim()) return;
+  const target = targetOf(frame);
+  const last = target.at(-1);
+  if (last?.type === "text") last.text += text;
+  else target.push({ type: "text", text });
+}

@@ -1,0 +1,244 @@
+/**
+ * LLM-style Markdown inside the reply's text: ``` fences, `code`, [text](url), **bold**, __bold__, *italic*,
+ * _italic_. Only well-formed constructs are interpreted; everything else stays literal text, so prices
+ * like "2 * 3 * 4" and identifiers like snake_case_name are left alone.
+ */
+import type { Node } from "./html.js";
+import { safeUrl } from "./url.js";
+
+const SPECIAL = /[`[*_]/;
+const FENCE_OPEN = /^\s*(`{3,})\s*([\w#+.-]*)\s*$/;
+const FENCE_CLOSE = /^\s*(`{3,})\s*$/;
+const WHITESPACE = /\s/;
+const WORD_CHARACTER = /[\p{L}\p{N}]/u;
+/** Deeper emphasis nesting is left literal, so adversarial input cannot exhaust the stack. */
+const MAX_NESTING = 16;
+
+/** Interprets Markdown in a sequence of sibling text and line-break nodes. */
+export function parseMarkdown(nodes: readonly Node[]): Node[] {
+  if (!nodes.some((node) => node.type === "text" && SPECIAL.test(node.text))) return [...nodes];
+  const { lines, hardBreakAfter } = splitLines(nodes);
+  const out: Node[] = [];
+  const closers = fenceClosers(lines);
+  let chunk = "";
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const fence = line.includes("```") ? FENCE_OPEN.exec(line) : null;
+    const close = fence ? closers.find((c) => c.line > i && c.length >= fence[1]!.length) : undefined;
+    if (fence && close) {
+      appendInline(out, chunk);
+      chunk = "";
+      out.push({ type: "codeBlock", language: fence[2]!, text: lines.slice(i + 1, close.line).join("\n") });
+      i = close.line;
+      continue;
+    }
+    chunk += line;
+    if (i === lines.length - 1) break;
+    if (hardBreakAfter[i]) {
+      appendInline(out, chunk);
+      chunk = "";
+      out.push({ type: "break" });
+    } else {
+      chunk += "\n";
+    }
+  }
+  appendInline(out, chunk);
+  return out;
+}
+
+/** Lines split at <br> (hard) and at raw newlines (soft: whitespace, except inside a fence). */
+function splitLines(nodes: readonly Node[]): { lines: string[]; hardBreakAfter: boolean[] } {
+  const lines = [""];
+  const hardBreakAfter = [false];
+  for (const node of nodes) {
+    if (node.type === "break") {
+      hardBreakAfter[lines.length - 1] = true;
+      lines.push("");
+      hardBreakAfter.push(false);
+    } else if (node.type === "text") {
+      const [first, ...rest] = node.text.split("\n");
+      lines[lines.length - 1] += first!;
+      for (const line of rest) {
+        lines.push(line);
+        hardBreakAfter.push(false);
+      }
+    }
+  }
+  return { lines, hardBreakAfter };
+}
+
+function fenceClosers(lines: readonly string[]): { line: number; length: number }[] {
+  const closers: { line: number; length: number }[] = [];
+  lines.forEach((line, index) => {
+    const match = line.includes("```") ? FENCE_CLOSE.exec(line) : null;
+    if (match) closers.push({ line: index, length: match[1]!.length });
+  });
+  return closers;
+}
+
+function appendInline(out: Node[], text: string): void {
+  if (text) out.push(...new InlineParser(text).parse(0, text.length, 0));
+}
+
+function appendText(out: Node[], text: string): void {
+  if (!text) return;
+  const last = out.at(-1);
+  if (last?.type === "text") last.text += text;
+  else out.push({ type: "text", text });
+}
+
+/**
+ * A single left-to-right pass. Searches for closing delimiters are cached per delimiter: a closer's
+ * validity does not depend on its opener, so a failed search never needs repeating and long texts full
+ * of unmatched "*" stay linear.
+ */
+class InlineParser {
+  private readonly searches = new Map<string, { from: number; found: number }>();
+
+  constructor(private readonly s: string) {}
+
+  parse(from: number, to: number, depth: number): Node[] {
+    const out: Node[] = [];
+    let literalStart = from;
+    let i = from;
+    while (i < to) {
+      const char = this.s[i]!;
+      const parsed =
+        char === "`"
+          ? this.code(i, to)
+          : char === "["
+            ? this.link(i, to, depth)
+            : (char === "*" || char === "_") && depth < MAX_NESTING
+              ? this.emphasis(i, to, depth)
+              : undefined;
+      if (parsed) {
+        appendText(out, this.s.slice(literalStart, i));
+        for (const node of parsed.nodes) {
+          if (node.type === "text") appendText(out, node.text);
+          else out.push(node);
+        }
+        i = literalStart = parsed.end;
+      } else {
+        // A delimiter run that opens nothing is literal as a whole (so "**" never half-matches later).
+        i += char === "`" || char === "*" || char === "_" ? this.runLength(i, char) : 1;
+      }
+    }
+    appendText(out, this.s.slice(literalStart, to));
+    return out;
+  }
+
+  private code(start: number, to: number): Parsed | undefined {
+    const n = this.runLength(start, "`");
+    const close = this.findRun("`", n, start + n, to, () => true);
+    if (close < 0) return undefined;
+    const content = this.s.slice(start + n, close);
+    if (!content.trim()) return undefined;
+    const end = close + n;
+    if (n >= 3 && content.includes("\n")) {
+      const [first, ...rest] = content.split("\n");
+      const language = /^[\w#+.-]*$/.test(first!.trim()) ? first!.trim() : "";
+      const text = (language ? rest : [first!, ...rest]).join("\n").replace(/^\n+/, "").trimEnd();
+      return { end, nodes: [{ type: "codeBlock", language, text }] };
+    }
+    const spaced = content.startsWith(" ") && content.endsWith(" ") && content.length > 2;
+    return { end, nodes: [{ type: "code", text: spaced ? content.slice(1, -1) : content }] };
+  }
+
+  private link(start: number, to: number, depth: number): Parsed | undefined {
+    const labelEnd = this.find("]", start + 1, to);
+    if (labelEnd <= start + 1 || this.s[labelEnd + 1] !== "(") return undefined;
+    if (this.s.lastIndexOf("[", labelEnd - 1) > start) return undefined;
+    // The URL may contain balanced parentheses (Wikipedia); it ends at the unbalanced ")".
+    let depthOfParens = 0;
+    let urlEnd = labelEnd + 2;
+    for (; urlEnd < to; urlEnd++) {
+      const char = this.s[urlEnd]!;
+      if (WHITESPACE.test(char)) return undefined;
+      if (char === "(") depthOfParens++;
+      else if (char === ")" && depthOfParens-- === 0) break;
+    }
+    const href = urlEnd < to ? safeUrl(this.s.slice(labelEnd + 2, urlEnd)) : undefined;
+    if (!href) return undefined;
+    return {
+      end: urlEnd + 1,
+      nodes: [{ type: "link", href, children: this.parse(start + 1, labelEnd, depth + 1) }],
+    };
+  }
+
+  private emphasis(start: number, to: number, depth: number): Parsed | undefined {
+    const char = this.s[start]!;
+    const n = this.runLength(start, char);
+    const after = this.s[start + n];
+    // "_" and a single "*" must not sit inside a word (snake_case, 2*3*4); "**" may (CommonMark).
+    const wordBound = char === "_" || n === 1;
+    if (n > 3 || after === undefined || WHITESPACE.test(after)) return undefined;
+    if (wordBound && this.isWordCharacter(start - 1)) return undefined;
+    const close = this.findRun(
+      char,
+      n,
+      start + n + 1,
+      to,
+      (at) => !WHITESPACE.test(this.s[at - 1]!) && !(wordBound && this.isWordCharacter(at + n)),
+    );
+    if (close < 0) return undefined;
+    const children = this.parse(start + n, close, depth + 1);
+    const nodes: Node[] =
+      n === 1
+        ? [{ type: "style", style: "italic", children }]
+        : n === 2
+          ? [{ type: "style", style: "bold", children }]
+          : [{ type: "style", style: "bold", children: [{ type: "style", style: "italic", children }] }];
+    return { end: close + n, nodes };
+  }
+
+  private runLength(at: number, char: string): number {
+    let end = at;
+    while (this.s[end] === char) end++;
+    return end - at;
+  }
+
+  private isWordCharacter(at: number): boolean {
+    const char = this.s[at];
+    return char !== undefined && WORD_CHARACTER.test(char);
+  }
+
+  /** The first run of exactly `n` × `char` at or after `from` (and before `to`) that `valid` accepts. */
+  private findRun(char: string, n: number, from: number, to: number, valid: (at: number) => boolean): number {
+    return this.search(`${char}${n}`, char.repeat(n), from, to, (at) => {
+      return this.s[at - 1] !== char && this.s[at + n] !== char && valid(at);
+    });
+  }
+
+  private find(char: string, from: number, to: number): number {
+    return this.search(char, char, from, to, () => true);
+  }
+
+  private search(
+    key: string,
+    needle: string,
+    from: number,
+    to: number,
+    valid: (at: number) => boolean,
+  ): number {
+    const cached = this.searches.get(key);
+    let found: number;
+    if (cached && from >= cached.from && (cached.found < 0 || from <= cached.found)) {
+      found = cached.found;
+    } else {
+      found = -1;
+      for (let at = this.s.indexOf(needle, from); at >= 0; at = this.s.indexOf(needle, at + 1)) {
+        if (valid(at)) {
+          found = at;
+          break;
+        }
+      }
+      this.searches.set(key, { from, found });
+    }
+    return found >= 0 && found + needle.length <= to ? found : -1;
+  }
+}
+
+interface Parsed {
+  end: number;
+  nodes: Node[];
+}
