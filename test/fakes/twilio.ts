@@ -19,6 +19,8 @@ export interface MessagesCall {
   status: number;
   /** The created message's sid when accepted. */
   sid?: string;
+  /** Arrival time (ms since the epoch), to check the relay's waits. */
+  at: number;
 }
 
 /** A Twilio REST error answer, injected for one call. */
@@ -99,7 +101,7 @@ export function createTwilioFake(accounts: Record<string, string>): TwilioFake {
     const accountSid = c.req.param("sid");
     const params = Object.fromEntries(new URLSearchParams(await c.req.text()));
     const answer = (status: number, body: unknown, headers?: Record<string, string>, sid?: string) => {
-      calls.push({ accountSid, params, status, ...(sid ? { sid } : {}) });
+      calls.push({ accountSid, params, status, ...(sid ? { sid } : {}), at: Date.now() });
       return json(status, body, headers);
     };
 

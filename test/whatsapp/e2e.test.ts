@@ -1,0 +1,311 @@
+import { eq } from "drizzle-orm";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { inboundMessages, outboundMessages } from "../../src/db/schema.js";
+import { QuickchatFake } from "../fakes/quickchat.js";
+import { type RunningFake, startFake } from "../fakes/server.js";
+import {
+  createTwilioFake,
+  inboundImage,
+  inboundText,
+  outsideWindow,
+  postTwilioWebhook,
+  rateLimited,
+  type TwilioFake,
+  type TwilioParams,
+  toFormBody,
+} from "../fakes/twilio.js";
+import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
+
+/**
+ * The whole service over HTTP: signed Twilio webhooks in, the real twilio client out to the Messages API fake,
+ * Quickchat's fake in between, PGlite as the inbox.
+ */
+
+const SID = "AC11111111111111111111111111111111";
+const TOKEN = "acme-twilio-auth-token-0123456789";
+const OTHER_SID = "AC22222222222222222222222222222222";
+const OTHER_TOKEN = "globex-twilio-auth-token-98765432";
+const USER = "whatsapp:+31612345678";
+const OURS = "whatsapp:+14155238886";
+const PUBLIC = "https://bridge.example.com";
+const ROUTE = "/webhooks/acme/whatsapp";
+const STATUS_ROUTE = "/webhooks/acme/whatsapp/status";
+const UNSUPPORTED = "I can only read text messages.";
+
+const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+const LONG_PARAGRAPHS = Array.from(
+  { length: 40 },
+  (_, i) => `Paragraph ${i + 1}: ${"the quick brown fox jumps over the lazy dog ".repeat(2).trim()}.`,
+);
+
+let quickchat: QuickchatFake;
+let twilio: TwilioFake;
+let twilioServer: RunningFake;
+let bridge: TestBridge;
+
+function tenants() {
+  return [
+    {
+      id: "acme",
+      quickchat: { scenario_id: "acme-scenario", token: "acme-token", base_url: quickchat.url },
+      whatsapp: { account_sid: SID, auth_token: TOKEN, from: OURS, api_base: twilioServer.url },
+    },
+    {
+      id: "globex",
+      quickchat: { scenario_id: "globex-scenario", token: "globex-token", base_url: quickchat.url },
+      whatsapp: { account_sid: OTHER_SID, auth_token: OTHER_TOKEN, from: OURS, api_base: twilioServer.url },
+    },
+  ];
+}
+
+beforeEach(async () => {
+  quickchat = await new QuickchatFake({
+    scenarios: { "acme-scenario": "acme-token", "globex-scenario": "globex-token" },
+    reply: (text) =>
+      text === "long answer please"
+        ? LONG_PARAGRAPHS.map((p) => `<p>${p}</p>`).join("")
+        : `You said: <b>${escapeHtml(text)}</b>`,
+  }).start();
+  twilio = createTwilioFake({ [SID]: TOKEN, [OTHER_SID]: OTHER_TOKEN });
+  twilioServer = await startFake(twilio.app);
+  bridge = await startTestBridge({ tenants: tenants(), publicUrl: PUBLIC });
+});
+
+afterEach(async () => {
+  await bridge?.stop();
+  await twilioServer?.close();
+  await quickchat?.close();
+});
+
+/** Posts an incoming-message webhook as Twilio would, signed for the public URL. */
+function deliver(params: TwilioParams, options: { token?: string; to?: TestBridge } = {}) {
+  return postTwilioWebhook(`${(options.to ?? bridge).url}${ROUTE}`, {
+    authToken: options.token ?? TOKEN,
+    params,
+    signedUrl: `${PUBLIC}${ROUTE}`,
+  });
+}
+
+async function deliverOk(params: TwilioParams) {
+  const response = await deliver(params);
+  expect(response.status).toBe(200);
+  expect(response.headers.get("content-type")).toMatch(/^text\/xml/);
+  expect(await response.text()).toBe("<Response></Response>");
+}
+
+const sent = (count: number) => waitFor(() => twilio.sent().length >= count, 10_000, `${count} Twilio sends`);
+const bodies = () => twilio.sent().map((call) => call.params.Body);
+const inbox = () => bridge.database.db.select().from(inboundMessages);
+const parts = () => bridge.database.db.select().from(outboundMessages);
+
+/** The inbox once `count` messages are finished (delivered or failed). */
+async function settled(count: number) {
+  const finished = await waitFor(
+    async () => {
+      const rows = await inbox();
+      const done =
+        rows.length >= count && rows.every((r) => r.status === "delivered" || r.status === "failed");
+      return done ? rows : undefined;
+    },
+    10_000,
+    `${count} finished messages`,
+  );
+  return finished!;
+}
+
+describe("WhatsApp webhook", () => {
+  it("rejects a bad signature, another tenant's token and a missing signature with 403, storing nothing", async () => {
+    const params = inboundText("hello");
+    const forged = await deliver(params, { token: "not-the-token" });
+    expect(forged.status).toBe(403);
+    expect(await forged.json()).toMatchObject({ errors: { root: [{ code: "PERMISSION_DENIED" }] } });
+    expect((await deliver(params, { token: OTHER_TOKEN })).status).toBe(403);
+    const unsigned = await bridge.post(ROUTE, toFormBody(params), {
+      "content-type": "application/x-www-form-urlencoded",
+    });
+    expect(unsigned.status).toBe(403);
+
+    const warning = bridge.logs.map((l) => JSON.parse(l)).find((l) => l.url === `${PUBLIC}${ROUTE}`);
+    expect(warning).toMatchObject({ level: 40, tenant: "acme" });
+    expect(bridge.logs.join("\n")).not.toContain(TOKEN);
+
+    // Give a worker the chance to (wrongly) pick something up before checking nothing was stored.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await inbox()).toEqual([]);
+    expect(quickchat.calls).toEqual([]);
+    expect(twilio.calls).toEqual([]);
+  });
+
+  it("answers 400 to a body that is not a form", async () => {
+    const response = await bridge.post(ROUTE, JSON.stringify(inboundText("hi")), {
+      "x-twilio-signature": "x",
+    });
+    expect(response.status).toBe(400);
+  });
+
+  it("accepts a signature for the public URL behind a proxy that changed host and scheme", async () => {
+    const proxied = await startTestBridge({ tenants: tenants() });
+    try {
+      const response = await postTwilioWebhook(`${proxied.url}${ROUTE}`, {
+        authToken: TOKEN,
+        params: inboundText("through the proxy"),
+        signedUrl: `${PUBLIC}${ROUTE}`,
+        headers: { "x-forwarded-proto": "https", "x-forwarded-host": "bridge.example.com" },
+      });
+      expect(response.status).toBe(200);
+      await sent(1);
+      // Without PUBLIC_URL, the verified proxy origin is where delivery reports go.
+      expect(twilio.sent()[0]?.params).toMatchObject({
+        Body: "You said: *through the proxy*",
+        StatusCallback: `${PUBLIC}${STATUS_ROUTE}`,
+      });
+
+      const direct = await postTwilioWebhook(`${proxied.url}${ROUTE}`, {
+        authToken: TOKEN,
+        params: inboundText("no proxy headers"),
+        signedUrl: `${PUBLIC}${ROUTE}`,
+      });
+      expect(direct.status).toBe(403);
+    } finally {
+      await proxied.stop();
+    }
+  });
+});
+
+describe("WhatsApp conversations", () => {
+  it("answers with WhatsApp formatting from our number, and the next message carries the conv_id", async () => {
+    await deliverOk(inboundText("hello", { from: USER, to: OURS }));
+    await sent(1);
+    await deliverOk(inboundText("and again", { from: USER, to: OURS }));
+    await sent(2);
+
+    expect(twilio.sent().map((c) => c.params)).toEqual([
+      expect.objectContaining({
+        To: USER,
+        From: OURS,
+        Body: "You said: *hello*",
+        StatusCallback: `${PUBLIC}${STATUS_ROUTE}`,
+      }),
+      expect.objectContaining({ To: USER, From: OURS, Body: "You said: *and again*" }),
+    ]);
+    expect(quickchat.calls.map((c) => c.body.conv_id)).toEqual([undefined, "conv-1"]);
+    expect(quickchat.calls[0]?.body.client_metadata).toEqual({
+      channel: "whatsapp",
+      channel_user_id: "31612345678",
+      channel_thread_id: `${OURS}|${USER}`,
+      user_name: "Anne de Vries",
+    });
+  });
+
+  it("keeps non-ASCII bodies and profile names intact both ways", async () => {
+    const text = "Grüße aus Köln 👋 ¿qué tal? 日本語 — naïve";
+    await deliverOk(inboundText(text, { profileName: "Zoë Łukasiewicz 🌻" }));
+    await sent(1);
+
+    expect(quickchat.calls[0]?.body.text).toBe(text);
+    expect(quickchat.calls[0]?.body.client_metadata?.user_name).toBe("Zoë Łukasiewicz 🌻");
+    expect(bodies()).toEqual([`You said: *${text}*`]);
+  });
+
+  it("asks Quickchat once for a redelivered MessageSid", async () => {
+    const params = inboundText("only once", { messageSid: "SM0123456789abcdef0123456789abcdef" });
+    await deliverOk(params);
+    await deliverOk(params);
+    await sent(1);
+    await deliverOk(params);
+    await deliverOk(inboundText("next"));
+    await sent(2);
+
+    expect(quickchat.calls.map((c) => c.body.text)).toEqual(["only once", "next"]);
+    expect(bodies()).toEqual(["You said: *only once*", "You said: *next*"]);
+  });
+
+  it("answers an image without a caption with the unsupported text, and forwards one with a caption", async () => {
+    await deliverOk(inboundImage(undefined));
+    await sent(1);
+    await deliverOk(inboundImage("What plant is this?"));
+    await sent(2);
+
+    expect(bodies()).toEqual([UNSUPPORTED, "You said: *What plant is this?*"]);
+    expect(quickchat.calls.map((c) => c.body.text)).toEqual(["What plant is this?"]);
+  });
+});
+
+describe("WhatsApp delivery", () => {
+  it("delivers a 4,000-character reply as ordered parts of at most 1600 characters", async () => {
+    await deliverOk(inboundText("long answer please"));
+    await waitFor(() => bodies().some((b) => b?.includes("Paragraph 40:")), 10_000, "the last part");
+
+    expect(LONG_PARAGRAPHS.join("\n\n").length).toBeGreaterThan(4000);
+    const texts = bodies() as string[];
+    expect(texts.length).toBeGreaterThanOrEqual(3);
+    expect(texts.every((t) => t.length <= 1600)).toBe(true);
+    const joined = texts.join("\n\n");
+    let from = 0;
+    for (const paragraph of LONG_PARAGRAPHS) {
+      const at = joined.indexOf(paragraph, from);
+      expect(at, paragraph).toBeGreaterThanOrEqual(from);
+      from = at + paragraph.length;
+    }
+    const [row] = await settled(1);
+    expect(row?.status).toBe("delivered");
+  });
+
+  it("waits out a 429 and then delivers", async () => {
+    twilio.failNext(rateLimited(1));
+    await deliverOk(inboundText("slow down"));
+    await sent(1);
+
+    expect(twilio.calls.map((c) => c.status)).toEqual([429, 201]);
+    expect(twilio.calls[1]!.at - twilio.calls[0]!.at).toBeGreaterThanOrEqual(950);
+    expect(bodies()).toEqual(["You said: *slow down*"]);
+    expect(quickchat.calls).toHaveLength(1);
+  });
+
+  it("fails the message on 63016 without retrying and logs the code", async () => {
+    twilio.failNext(outsideWindow());
+    await deliverOk(inboundText("too late"));
+    const [row] = await settled(1);
+    // Retries run on a 100 ms base here: a retry would have happened by now.
+    await new Promise((r) => setTimeout(r, 500));
+
+    expect(row?.status).toBe("failed");
+    expect(twilio.calls.map((c) => c.status)).toEqual([400]);
+    expect(await parts()).toEqual([expect.objectContaining({ status: "failed", errorCode: "63016" })]);
+    expect(bridge.logs.some((l) => l.includes('"code":"63016"'))).toBe(true);
+  });
+
+  it("records status callbacks against the part they report on", async () => {
+    await deliverOk(inboundText("track me"));
+    await deliverOk(inboundText("and me"));
+    await settled(2);
+    const [first, second] = twilio.sent().map((c) => c.sid!);
+    const deliverTo = `${bridge.url}${STATUS_ROUTE}`;
+
+    expect((await twilio.postStatus(first!, "delivered", { deliverTo })).status).toBe(204);
+    expect((await twilio.postStatus(first!, "read", { deliverTo })).status).toBe(204);
+    expect((await twilio.postStatus(second!, "undelivered", { deliverTo, errorCode: "63016" })).status).toBe(
+      204,
+    );
+
+    const statusOf = async (sid: string) =>
+      (
+        await bridge.database.db
+          .select()
+          .from(outboundMessages)
+          .where(eq(outboundMessages.channelMessageId, sid))
+      )[0];
+    expect(await statusOf(first!)).toMatchObject({ status: "read", errorCode: null });
+    expect(await statusOf(second!)).toMatchObject({ status: "undelivered", errorCode: "63016" });
+  });
+
+  it("rejects a status callback signed with another token", async () => {
+    await deliverOk(inboundText("track me"));
+    await settled(1);
+    const sid = twilio.sent()[0]!.sid!;
+    twilio.accounts.set(SID, "forged-token");
+    const response = await twilio.postStatus(sid, "delivered", { deliverTo: `${bridge.url}${STATUS_ROUTE}` });
+    expect(response.status).toBe(403);
+    expect((await parts())[0]?.status).toBe("sent");
+  });
+});
