@@ -11,7 +11,9 @@ const REQUEST_TIMEOUT_MS = 15_000;
 
 /**
  * The SDK's HTTP client, pointed at the tenant's `api_base` (regional endpoint, proxy, test fake) instead of
- * api.twilio.com. Every path is kept, so the SDK stays the one that builds requests and parses answers.
+ * api.twilio.com. Every path is kept, so the SDK stays the one that builds requests and parses answers. The
+ * whole origin is replaced (not only api.twilio.com), so TWILIO_REGION/TWILIO_EDGE, which the SDK reads from the
+ * environment, cannot send a tenant's requests elsewhere: `api_base` is the one setting.
  */
 class ApiBaseRequestClient extends twilio.RequestClient {
   readonly #apiBase: string;
