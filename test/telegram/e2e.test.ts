@@ -1,0 +1,323 @@
+/**
+ * The whole service over HTTP: Telegram-style webhook deliveries in, the real grammY client out to the Bot
+ * API fake, Quickchat's fake in between, PGlite as the inbox.
+ */
+import type { Update } from "grammy/types";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { inboundMessages } from "../../src/db/schema.js";
+import { QuickchatFake } from "../fakes/quickchat.js";
+import { type RunningFake, startFake } from "../fakes/server.js";
+import {
+  createTelegramFake,
+  deliverUpdate,
+  type TelegramCall,
+  type TelegramFake,
+} from "../fakes/telegram.js";
+import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
+import { checkTelegramHtml } from "../support/telegram-html.js";
+import {
+  ALICE,
+  BOB,
+  BOT,
+  botMessage,
+  FORUM,
+  GROUP,
+  messageUpdate,
+  photoMessage,
+  privateChat,
+  stickerMessage,
+  textMessage,
+  topicRoot,
+} from "./updates.js";
+
+const TOKEN = "7012345678:AAHfakeTokenForTests_0123456789abcdef";
+const SECRET = "acme-telegram-secret";
+const TEXTS = { unsupported: "I can only read text messages.", reset: "Okay, let's start over." };
+
+const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+/** About 9,000 characters of paragraphs. */
+const LONG_REPLY = Array.from(
+  { length: 90 },
+  (_, i) => `<p>Paragraph ${i + 1}: ${"the quick brown fox jumps over the lazy dog ".repeat(2).trim()}.</p>`,
+).join("");
+
+let quickchat: QuickchatFake;
+let telegram: TelegramFake;
+let telegramServer: RunningFake;
+let bridge: TestBridge;
+
+beforeEach(async () => {
+  quickchat = await new QuickchatFake({
+    scenarios: { "acme-scenario": "acme-token" },
+    reply: (text) =>
+      text === "long answer please"
+        ? LONG_REPLY
+        : text === "markup Telegram rejects"
+          ? "Press <b>Enter</b> & wait"
+          : `You said: <b>${escapeHtml(text)}</b><br>Anything else?`,
+  }).start();
+  telegram = createTelegramFake({ [TOKEN]: BOT });
+  telegramServer = await startFake(telegram.app);
+  bridge = await startTestBridge({
+    tenants: [
+      {
+        id: "acme",
+        quickchat: { scenario_id: "acme-scenario", token: "acme-token", base_url: quickchat.url },
+        telegram: { bot_token: TOKEN, webhook_secret: SECRET, api_root: telegramServer.url },
+        texts: TEXTS,
+      },
+    ],
+  });
+});
+
+afterEach(async () => {
+  // Whatever happened in the test, the bot token and the webhook secret never reach the logs.
+  const logs = bridge?.logs.join("\n") ?? "";
+  expect(logs).not.toContain(TOKEN);
+  expect(logs).not.toContain(SECRET);
+  await bridge?.stop();
+  await telegramServer?.close();
+  await quickchat?.close();
+});
+
+/** `secret: null` sends no secret header. */
+const deliver = (update: Update, secret: string | null = SECRET) =>
+  deliverUpdate(`${bridge.url}/webhooks/acme/telegram`, update, secret ?? undefined);
+
+async function deliverOk(update: Update) {
+  const response = await deliver(update);
+  expect(response.status).toBe(200);
+}
+
+const sent = () => telegram.callsTo("sendMessage");
+const sentCount = (count: number) =>
+  waitFor(() => sent().length >= count, 10_000, `${count} sendMessage calls`);
+const inbox = () => bridge.database.db.select().from(inboundMessages);
+/** Lets the worker run a little, for asserting that something did not happen. */
+const settle = () => new Promise((r) => setTimeout(r, 600));
+
+const dm = { chat: privateChat(ALICE) };
+
+describe("private chats", () => {
+  it("a message gets Quickchat's HTML reply rendered for Telegram; the next one continues the conversation", async () => {
+    await deliverOk(messageUpdate(textMessage("What are your hours?", dm)));
+    await sentCount(1);
+    expect(sent()[0]?.params).toEqual({
+      chat_id: ALICE.id,
+      text: "You said: <b>What are your hours?</b>\nAnything else?",
+      parse_mode: "HTML",
+    });
+    expect(quickchat.calls[0]?.body).toMatchObject({
+      scenario_id: "acme-scenario",
+      text: "What are your hours?",
+      client_metadata: {
+        channel: "telegram",
+        channel_user_id: String(ALICE.id),
+        channel_thread_id: String(ALICE.id),
+        user_name: "Alice Liddell",
+      },
+    });
+    expect(quickchat.calls[0]?.body.conv_id).toBeUndefined();
+
+    await deliverOk(messageUpdate(textMessage("And on Sundays?", dm)));
+    await sentCount(2);
+    expect(quickchat.calls[1]?.body.conv_id).toBe("conv-1");
+  });
+
+  it("a redelivered update_id is answered once", async () => {
+    const update = messageUpdate(textMessage("hello", dm));
+    await deliverOk(update);
+    await deliverOk(update);
+    await sentCount(1);
+    await deliverOk(update);
+    await settle();
+    expect(quickchat.calls).toHaveLength(1);
+    expect(sent()).toHaveLength(1);
+    expect(await inbox()).toHaveLength(1);
+  });
+
+  it("a wrong or missing secret token gets 401 and nothing is stored", async () => {
+    const update = messageUpdate(textMessage("let me in", dm));
+    expect((await deliver(update, "not-the-secret")).status).toBe(401);
+    expect((await deliver(update, null)).status).toBe(401);
+    const body = (await (await deliver(update, "x")).json()) as { errors: { root: { code: string }[] } };
+    expect(body.errors.root[0]?.code).toBe("PERMISSION_DENIED");
+    await settle();
+    expect(await inbox()).toHaveLength(0);
+    expect(quickchat.calls).toHaveLength(0);
+  });
+
+  it("a malformed body is a 400 and an unknown tenant a 404", async () => {
+    const malformed = await bridge.post("/webhooks/acme/telegram", "{not json", {
+      "X-Telegram-Bot-Api-Secret-Token": SECRET,
+    });
+    expect(malformed.status).toBe(400);
+    const unknown = await deliverUpdate(
+      `${bridge.url}/webhooks/nobody/telegram`,
+      messageUpdate(textMessage("hi", dm)),
+      SECRET,
+    );
+    expect(unknown.status).toBe(404);
+  });
+
+  it("a photo without a caption gets the unsupported text without asking Quickchat; a caption is forwarded", async () => {
+    await deliverOk(messageUpdate(photoMessage(dm)));
+    await sentCount(1);
+    expect(sent()[0]?.params.text).toBe(TEXTS.unsupported);
+    expect(quickchat.calls).toHaveLength(0);
+
+    await deliverOk(messageUpdate(photoMessage({ ...dm, caption: "Is this part broken?" })));
+    await sentCount(2);
+    expect(quickchat.calls.map((c) => c.body.text)).toEqual(["Is this part broken?"]);
+  });
+
+  it("/start with a payload starts a new conversation and forwards the payload; /reset confirms without Quickchat", async () => {
+    await deliverOk(messageUpdate(textMessage("hello", dm)));
+    await sentCount(1);
+    await deliverOk(messageUpdate(textMessage("/start spring-promo", dm)));
+    await sentCount(2);
+    expect(quickchat.calls[1]?.body).toMatchObject({ text: "spring-promo" });
+    expect(quickchat.calls[1]?.body.conv_id).toBeUndefined();
+
+    await deliverOk(messageUpdate(textMessage("/reset", dm)));
+    await sentCount(3);
+    expect(sent()[2]?.params.text).toBe(TEXTS.reset);
+    expect(quickchat.calls).toHaveLength(2);
+
+    await deliverOk(messageUpdate(textMessage("/start", dm)));
+    await sentCount(4);
+    expect(quickchat.calls[2]?.body.text).toBe("Hello!");
+    expect(quickchat.calls[2]?.body.conv_id).toBeUndefined();
+  });
+});
+
+describe("groups and forum topics", () => {
+  it("ignores messages that don't address the bot; answers a mention, a command and a reply to the bot, in the right topic", async () => {
+    const topic = topicRoot(FORUM, "Billing");
+    const inTopic = { chat: FORUM, topic };
+
+    await deliverOk(messageUpdate(textMessage("lunch anyone?", { chat: GROUP, from: BOB })));
+    await deliverOk(messageUpdate(textMessage("where is my invoice?", inTopic)));
+    await settle();
+    expect(await inbox()).toHaveLength(0);
+    expect(quickchat.calls).toHaveLength(0);
+
+    const mention = textMessage("@acme_support_bot where is my invoice?", inTopic);
+    await deliverOk(messageUpdate(mention));
+    await sentCount(1);
+    expect(quickchat.calls[0]?.body.text).toBe("where is my invoice?");
+    expect(sent()[0]?.params).toMatchObject({
+      chat_id: FORUM.id,
+      message_thread_id: topic.message_id,
+      reply_parameters: { message_id: mention.message_id, allow_sending_without_reply: true },
+    });
+
+    const command = textMessage("/reset@acme_support_bot", inTopic);
+    await deliverOk(messageUpdate(command));
+    await sentCount(2);
+    expect(sent()[1]?.params).toMatchObject({
+      text: TEXTS.reset,
+      message_thread_id: topic.message_id,
+      reply_parameters: { message_id: command.message_id },
+    });
+
+    const reply = textMessage("and the March one?", {
+      chat: GROUP,
+      from: BOB,
+      replyTo: botMessage("Which invoice?", GROUP),
+    });
+    await deliverOk(messageUpdate(reply));
+    await sentCount(3);
+    expect(sent()[2]?.params).toMatchObject({
+      chat_id: GROUP.id,
+      reply_parameters: { message_id: reply.message_id },
+    });
+    expect(sent()[2]?.params).not.toHaveProperty("message_thread_id");
+    expect(quickchat.calls.at(-1)?.body.client_metadata).toMatchObject({
+      channel_thread_id: String(GROUP.id),
+      channel_user_id: String(BOB.id),
+    });
+  });
+
+  it("a sticker replying to the bot in a group gets the unsupported text", async () => {
+    await deliverOk(
+      messageUpdate(stickerMessage({ chat: GROUP, replyTo: botMessage("Anything else?", GROUP) })),
+    );
+    await sentCount(1);
+    expect(sent()[0]?.params.text).toBe(TEXTS.unsupported);
+  });
+
+  it("follows a group migrated to a supergroup, for the later parts too", async () => {
+    const supergroup = -1_004_012_345_678;
+    telegram.migrateChat(GROUP.id, supergroup);
+    await deliverOk(messageUpdate(textMessage("@acme_support_bot long answer please", { chat: GROUP })));
+    await waitFor(async () => (await inbox())[0]?.status === "delivered", 10_000, "delivery");
+    const calls = telegram.callsTo("sendMessage", { includeFailed: true });
+    expect(calls.length).toBeGreaterThanOrEqual(4);
+    expect(calls.map((c) => [c.params.chat_id, c.status])).toEqual([
+      [GROUP.id, 400],
+      ...calls.slice(1).map(() => [supergroup, 200]),
+    ]);
+  });
+});
+
+describe("delivery", () => {
+  const visible = (call: TelegramCall) => {
+    const checked = checkTelegramHtml(call.params.text as string);
+    if (!checked.ok) throw new Error(checked.error);
+    return checked.visibleText;
+  };
+
+  it("a 9,000-character reply arrives as ordered parts of at most 4096 characters", async () => {
+    await deliverOk(messageUpdate(textMessage("long answer please", dm)));
+    await waitFor(async () => (await inbox())[0]?.status === "delivered", 10_000, "delivery");
+    const texts = sent().map(visible);
+    expect(texts.length).toBeGreaterThanOrEqual(3);
+    for (const text of texts) expect(text.length).toBeLessThanOrEqual(4096);
+    const all = texts.join("\n");
+    expect(all.length).toBeGreaterThan(9000);
+    const numbers = [...all.matchAll(/Paragraph (\d+):/g)].map((m) => Number(m[1]));
+    expect(numbers).toEqual(Array.from({ length: 90 }, (_, i) => i + 1));
+  });
+
+  it("a part whose markup Telegram rejects is re-sent as plain text", async () => {
+    telegram.failNext("sendMessage", { kind: "parse" });
+    await deliverOk(messageUpdate(textMessage("markup Telegram rejects", dm)));
+    await sentCount(1);
+    const calls = telegram.callsTo("sendMessage", { includeFailed: true });
+    expect(calls.map((c) => [c.status, c.params.parse_mode])).toEqual([
+      [400, "HTML"],
+      [200, undefined],
+    ]);
+    expect(calls[1]?.params.text).toBe("Press Enter & wait");
+  });
+
+  it("a 429 is waited out for retry_after seconds, then the reply is delivered", async () => {
+    telegram.failNext("sendMessage", { kind: "flood", retryAfter: 1 });
+    await deliverOk(messageUpdate(textMessage("hello", dm)));
+    await sentCount(1);
+    const [limited, delivered] = telegram.callsTo("sendMessage", { includeFailed: true });
+    expect(limited?.status).toBe(429);
+    expect(delivered!.time - limited!.time).toBeGreaterThanOrEqual(1000);
+    expect(quickchat.calls).toHaveLength(1);
+  });
+
+  it("a user who blocked the bot fails the message without retries", async () => {
+    telegram.blockChat(ALICE.id);
+    await deliverOk(messageUpdate(textMessage("hello", dm)));
+    await waitFor(async () => (await inbox())[0]?.status === "failed", 10_000, "failure");
+    await settle();
+    expect(telegram.callsTo("sendMessage", { includeFailed: true })).toHaveLength(1);
+  });
+
+  it("typing is shown during a slow (6 s) Quickchat answer, renewed every 4 s", async () => {
+    quickchat.latencyMs = 6000;
+    await deliverOk(messageUpdate(textMessage("think hard", dm)));
+    await sentCount(1);
+    const typing = telegram.callsTo("sendChatAction");
+    expect(typing.length).toBeGreaterThanOrEqual(2);
+    expect(typing[0]?.params).toEqual({ chat_id: ALICE.id, action: "typing" });
+    expect(typing[1]!.time - typing[0]!.time).toBeGreaterThanOrEqual(3900);
+    expect(typing.every((c) => c.time <= sent()[0]!.time)).toBe(true);
+  }, 20_000);
+});
