@@ -101,8 +101,6 @@ export interface TelegramFake {
   callsTo(method: string, options?: { includeFailed?: boolean }): TelegramCall[];
   /** Registers a bot; calls with an unknown token get 401. */
   addBot(token: string, user: UserFromGetMe): void;
-  /** Removes a bot, as revoking its token in BotFather does. */
-  revokeToken(token: string): void;
   /** The next `times` calls of `method` fail this way. */
   failNext(method: string, failure: TelegramFailure, times?: number): void;
   /** From now on, sends to `fromChatId` answer "group chat was migrated". */
@@ -315,7 +313,6 @@ export function createTelegramFake(bots: Record<string, UserFromGetMe> = {}): Te
     callsTo: (method, options) =>
       calls.filter((call) => call.method === method && (options?.includeFailed || call.status === 200)),
     addBot,
-    revokeToken: (token) => state.delete(token),
     failNext(method, failure, times = 1) {
       const queue = injected.get(method) ?? [];
       for (let i = 0; i < times; i++) queue.push(failure);
