@@ -75,7 +75,7 @@ interface Frame {
   children: Node[];
   list?: ListNode;
   collector?: { text: string; language: string };
-  finish?: (frame: Frame) => void;
+  finish?: () => void;
 }
 
 export function parseHtml(html: string): Node[] {
@@ -98,7 +98,7 @@ export function parseHtml(html: string): Node[] {
         if (index <= 0) return;
         while (stack.length > index) {
           const frame = stack.pop()!;
-          frame.finish?.(frame);
+          frame.finish?.();
         }
       },
     },

@@ -121,8 +121,12 @@ function layoutLink(node: Extract<Node, { type: "link" }>, context: Context, out
     layoutNodes(node.children, context, out, true);
     return;
   }
-  const link: Mark = { kind: "link", href: node.href, bare: labelIsUrl(textOf(node.children), node.href) };
-  layoutNodes(node.children, { ...withMark(context, link), inLink: true }, out, true);
+  const label = textOf(node.children);
+  const bare = labelIsUrl(label, node.href);
+  const linked = { ...withMark(context, { kind: "link", href: node.href, bare }), inLink: true };
+  // A bare URL is shown as the link itself (Slack `<url>`), so it cannot carry inner formatting.
+  if (bare) out.text(label, linked.marks);
+  else layoutNodes(node.children, linked, out, true);
 }
 
 function layoutList(list: Extract<Node, { type: "list" }>, context: Context, out: RunBuilder): void {
@@ -133,10 +137,15 @@ function layoutList(list: Extract<Node, { type: "list" }>, context: Context, out
     out.linePrefix(`${indent}${list.ordered ? `${list.start + index}.` : BULLET} `);
     layoutNodes(item, itemContext, out, true);
   });
+  out.dropLinePrefixes(indent.length);
 }
 
 function withMark(context: Context, mark: Mark): Context {
   return hasMark(context.marks, mark) ? context : { ...context, marks: [...context.marks, mark] };
+}
+
+function indentation(line: string): number {
+  return line.length - line.trimStart().length;
 }
 
 function textOf(nodes: readonly Node[]): string {
@@ -157,7 +166,7 @@ class RunBuilder {
   private lineHasText = false;
   private pendingNewlines = 0;
   private pendingSpace = false;
-  private pendingPrefix = "";
+  private pendingPrefixes: string[] = [];
 
   /** <br>: each one adds a line, up to one blank line. */
   hardBreak(): void {
@@ -174,19 +183,26 @@ class RunBuilder {
 
   /** A list bullet, written before the next text on this line. */
   linePrefix(prefix: string): void {
-    this.pendingPrefix = prefix;
+    // An item whose content starts with a nested list keeps its bullet, on a line of its own, once the
+    // nested item has text; a sibling's bullet that got no text is dropped.
+    this.dropLinePrefixes(indentation(prefix));
+    this.pendingPrefixes.push(prefix);
+  }
+
+  /** Forgets bullets indented at least `depth` that never got text (empty items, a list that ended). */
+  dropLinePrefixes(depth: number): void {
+    this.pendingPrefixes = this.pendingPrefixes.filter((pending) => indentation(pending) < depth);
   }
 
   /** Text whose whitespace collapses like HTML's. */
   text(text: string, marks: readonly Mark[]): void {
-    HTML_WHITESPACE.lastIndex = 0;
-    let from = 0;
-    for (let match = HTML_WHITESPACE.exec(text); match; match = HTML_WHITESPACE.exec(text)) {
-      if (match.index > from) this.visible(text.slice(from, match.index), marks);
-      if (this.lineHasText) this.pendingSpace = true;
-      from = match.index + match[0].length;
-    }
-    if (from < text.length) this.visible(from === 0 ? text : text.slice(from), marks);
+    const collapsed = text.replace(HTML_WHITESPACE, " ");
+    const leadingSpace = collapsed.startsWith(" ");
+    const trailingSpace = collapsed.endsWith(" ");
+    const words = collapsed.slice(leadingSpace ? 1 : 0, trailingSpace ? -1 : undefined);
+    if (leadingSpace && this.lineHasText) this.pendingSpace = true;
+    if (words) this.visible(words, marks);
+    if (trailingSpace && this.lineHasText) this.pendingSpace = true;
   }
 
   /** Text kept exactly as written (code blocks). */
@@ -202,9 +218,12 @@ class RunBuilder {
       this.pendingNewlines = 0;
       this.pendingSpace = false;
     }
-    if (this.pendingPrefix) {
-      this.append(this.pendingPrefix, blockMarksOf(marks));
-      this.pendingPrefix = "";
+    if (this.pendingPrefixes.length > 0) {
+      const bullets = this.pendingPrefixes.map((prefix, i, all) =>
+        i < all.length - 1 ? `${prefix.trimEnd()}\n` : prefix,
+      );
+      this.append(bullets.join(""), blockMarksOf(marks));
+      this.pendingPrefixes = [];
       this.pendingSpace = false;
     }
     if (this.pendingSpace) {

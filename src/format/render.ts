@@ -43,7 +43,11 @@ export type Markers = Partial<Record<"bold" | "italic" | "underline" | "strike" 
 /** The link styles of marker channels: Slack `<url|label>`; WhatsApp and plain text `label (url)`. */
 export type LinkStyle = "angle" | "parenthesized";
 
-export function markerDialect(markers: Markers, linkStyle: LinkStyle, escapeText: Dialect["escape"]): Dialect {
+export function markerDialect(
+  markers: Markers,
+  linkStyle: LinkStyle,
+  escapeText: Dialect["escape"],
+): Dialect {
   const marker = (mark: Mark) =>
     mark.kind === "quote" || mark.kind === "link" ? "" : (markers[mark.kind] ?? "");
   return {

@@ -23,6 +23,8 @@ export interface SplitTarget {
 
 const SENTENCE_END = /[.!?…。]/;
 const SPACE = /\s/;
+const LIST_MARKER = /^\s*(?:•|\d+\.)$/;
+const MAX_LIST_MARKER = 40;
 
 export function splitRuns(runs: readonly Run[], target: SplitTarget): FormattedPart[] {
   return new Splitter(runs, target).split();
@@ -64,21 +66,33 @@ class Splitter {
   }
 
   /**
-   * The furthest end offset whose part fits, with that part. Every character costs at least one unit in
-   * every rendering, so `start + limit` bounds the search; in the common case it fits at once.
+   * A far end offset whose part fits (close to the furthest), with that part. Every character costs at
+   * least one unit in every rendering, so `start + limit` bounds the search, and in the common case it
+   * fits at once. Otherwise markup overhead is roughly proportional to the text, so the end is guessed by
+   * interpolation (usually one or two renders per part), with bisection as the safety net.
    */
   private longestFit(start: number): { end: number; part: FormattedPart | undefined } {
-    const upper = Math.min(this.text.length, start + this.target.limit);
-    const whole = this.render(start, upper);
-    if (whole.fits) return { end: upper, part: whole.part };
+    const { limit } = this.target;
+    const upper = Math.min(this.text.length, start + limit);
+    let rendered = this.render(start, upper);
+    if (rendered.fits) return { end: upper, part: rendered.part };
     let fits = start;
     let fitting: FormattedPart | undefined;
     let tooLong = upper;
-    while (tooLong - fits > 1) {
-      const middle = (fits + tooLong) >>> 1;
-      const rendered = this.render(start, middle);
-      if (rendered.fits) [fits, fitting] = [middle, rendered.part];
-      else tooLong = middle;
+    let measured = upper;
+    for (let attempt = 0; tooLong - fits > 1; attempt++) {
+      const interpolated = start + Math.floor(((measured - start) * limit * 0.98) / rendered.size);
+      const middle =
+        attempt < 4 && interpolated > fits && interpolated < tooLong ? interpolated : (fits + tooLong) >>> 1;
+      rendered = this.render(start, middle);
+      measured = middle;
+      if (!rendered.fits) {
+        tooLong = middle;
+        continue;
+      }
+      [fits, fitting] = [middle, rendered.part];
+      // Within 2 % of the limit is close enough: the cut moves back to a boundary anyway.
+      if (rendered.size >= limit * 0.98) break;
     }
     const end = this.surrogateSafe(fits);
     if (end === fits && end > start) return { end, part: fitting };
@@ -101,7 +115,7 @@ class Splitter {
     let sentence = -1;
     let word = -1;
     for (let i = end; i > start && sentence < 0; i--) {
-      if (!SPACE.test(this.text[i] ?? "")) continue;
+      if (!SPACE.test(this.text[i] ?? "") || this.followsListMarker(i)) continue;
       if (word < 0) word = i;
       if (SENTENCE_END.test(this.text[i - 1]!)) sentence = i;
     }
@@ -110,16 +124,28 @@ class Splitter {
     return this.surrogateSafe(end);
   }
 
-  /** Renders [start, end) without the whitespace at the cut (no part when that leaves nothing). */
-  private render(start: number, end: number): { fits: boolean; part: FormattedPart | undefined } {
+  /** Whether only a list bullet or number precedes `offset` on its line (never leave a bullet alone). */
+  private followsListMarker(offset: number): boolean {
+    const lineStart = this.text.lastIndexOf("\n", offset - 1) + 1;
+    return offset - lineStart <= MAX_LIST_MARKER && LIST_MARKER.test(this.text.slice(lineStart, offset));
+  }
+
+  /**
+   * Renders [start, end) without the whitespace at the cut (no part when that leaves nothing). `size` is
+   * what the limit applies to: the channel's count or the plain fallback's length, whichever is larger.
+   */
+  private render(
+    start: number,
+    end: number,
+  ): { fits: boolean; size: number; part: FormattedPart | undefined } {
     let trimmedEnd = end;
     while (trimmedEnd > start && SPACE.test(this.text[trimmedEnd - 1]!)) trimmedEnd--;
-    if (trimmedEnd === start) return { fits: true, part: undefined };
+    if (trimmedEnd === start) return { fits: true, size: 0, part: undefined };
     const runs = this.slice(start, trimmedEnd);
     const text = renderRuns(runs, this.target.markup);
     const plain = renderRuns(runs, this.target.plain);
-    const counted = this.target.countsMarkup ? text.length : trimmedEnd - start;
-    return { fits: counted <= this.target.limit && plain.length <= this.target.limit, part: { text, plain } };
+    const size = Math.max(this.target.countsMarkup ? text.length : trimmedEnd - start, plain.length);
+    return { fits: size <= this.target.limit, size, part: { text, plain } };
   }
 
   private slice(start: number, end: number): Run[] {

@@ -49,6 +49,8 @@ const DESIGN_TABLE: Row[] = [
   { name: "blockquote", html: "<p>a</p><blockquote>q1<br>q2</blockquote><p>b</p>", telegram: "a\n\n<blockquote>q1\nq2</blockquote>\n\nb", slack: "a\n\n> q1\n> q2\n\nb", whatsapp: "a\n\n> q1\n> q2\n\nb" },
   { name: "nested blockquote, flattened", html: "<blockquote>a<blockquote><b>b</b></blockquote></blockquote>", telegram: "<blockquote>a\n\n<b>b</b></blockquote>", slack: "> a\n\n> *b*", whatsapp: "> a\n\n> *b*" },
   { name: "hr", html: "<p>a</p><hr><p>b</p>", telegram: "a\n\n———\n\nb", slack: "a\n\n———\n\nb", whatsapp: "a\n\n———\n\nb" },
+  { name: "bold URL as link text", html: '<a href="https://x.com"><b>https://x.com</b></a>', telegram: '<a href="https://x.com">https://x.com</a>', slack: "<https://x.com>", whatsapp: "https://x.com" },
+  { name: "item with only a nested list", html: "<ol><li><ul><li>a</li></ul></li><li></li><li>b</li></ol>", telegram: "1.\n  • a\n3. b", slack: "1.\n  • a\n3. b", whatsapp: "1.\n  • a\n3. b" },
   { name: "img", html: '<img src="https://x.com/i.png" alt="A cat">', telegram: '<a href="https://x.com/i.png">A cat</a>', slack: "<https://x.com/i.png|A cat>", whatsapp: "A cat (https://x.com/i.png)" },
   { name: "img without alt", html: '<img src="https://x.com/i.png">', telegram: '<a href="https://x.com/i.png">https://x.com/i.png</a>', slack: "<https://x.com/i.png>", whatsapp: "https://x.com/i.png" },
   { name: "entities", html: "a&nbsp;b &#169; &#x1F600; &eacute; &quot;q&quot;", telegram: 'a b © 😀 é "q"', slack: 'a b © 😀 é "q"', whatsapp: 'a b © 😀 é "q"' },
