@@ -67,6 +67,7 @@ const PARAGRAPH_TAGS = new Set([
 const DROPPED_TAGS = new Set(["script", "style", "head", "title", "template", "noscript", "iframe", "svg"]);
 
 const HEADING = /^h[1-6]$/;
+const MAX_NESTING = 64;
 const LANGUAGE_CLASS = /(?:^|\s)(?:language|lang)-([\w#+.-]{1,32})(?:\s|$)/;
 
 /** Where the children of an open element go. `code`/`pre` gather their whole subtree as text instead. */
@@ -86,7 +87,9 @@ export function parseHtml(html: string): Node[] {
   const parser = new Parser(
     {
       onopentag(tag, attributes) {
-        stack.push(openFrame(tag, attributes, top()));
+        // Deeper elements are flattened into their ancestor, so hostile nesting cannot exhaust the stack.
+        const tooDeep = stack.length > MAX_NESTING && !top().collector;
+        stack.push(tooDeep ? transparent(tag, top()) : openFrame(tag, attributes, top()));
       },
       ontext(text) {
         const frame = top();

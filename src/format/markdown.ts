@@ -24,7 +24,7 @@ export function parseMarkdown(nodes: readonly Node[]): Node[] {
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     const fence = line.includes("```") ? FENCE_OPEN.exec(line) : null;
-    const close = fence ? closers.find((c) => c.line > i && c.length >= fence[1]!.length) : undefined;
+    const close = fence ? closingFence(closers, i, fence[1]!.length) : undefined;
     if (fence && close) {
       appendInline(out, chunk);
       chunk = "";
@@ -67,13 +67,31 @@ function splitLines(nodes: readonly Node[]): { lines: string[]; hardBreakAfter: 
   return { lines, hardBreakAfter };
 }
 
-function fenceClosers(lines: readonly string[]): { line: number; length: number }[] {
-  const closers: { line: number; length: number }[] = [];
+interface Fence {
+  line: number;
+  length: number;
+}
+
+function fenceClosers(lines: readonly string[]): Fence[] {
+  const closers: Fence[] = [];
   lines.forEach((line, index) => {
     const match = line.includes("```") ? FENCE_CLOSE.exec(line) : null;
     if (match) closers.push({ line: index, length: match[1]!.length });
   });
   return closers;
+}
+
+/** The first closing fence after line `after` at least `length` backticks long (binary search: long replies). */
+function closingFence(closers: readonly Fence[], after: number, length: number): Fence | undefined {
+  let low = 0;
+  let high = closers.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (closers[middle]!.line <= after) low = middle + 1;
+    else high = middle;
+  }
+  for (let i = low; i < closers.length; i++) if (closers[i]!.length >= length) return closers[i];
+  return undefined;
 }
 
 function appendInline(out: Node[], text: string): void {

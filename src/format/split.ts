@@ -23,7 +23,9 @@ export interface SplitTarget {
 
 const SENTENCE_END = /[.!?…。]/;
 const SPACE = /\s/;
-const LIST_MARKER = /^\s*(?:•|\d+\.)$/;
+/** A list item's bullet or number at the end of a look-behind window, after its indentation. */
+const LIST_MARKER = /\n[ \t]*(?:•|\d+\.)$/;
+const LIST_MARKER_AT_START = /(?:^|\n)[ \t]*(?:•|\d+\.)$/;
 const MAX_LIST_MARKER = 40;
 
 export function splitRuns(runs: readonly Run[], target: SplitTarget): FormattedPart[] {
@@ -126,8 +128,10 @@ class Splitter {
 
   /** Whether only a list bullet or number precedes `offset` on its line (never leave a bullet alone). */
   private followsListMarker(offset: number): boolean {
-    const lineStart = this.text.lastIndexOf("\n", offset - 1) + 1;
-    return offset - lineStart <= MAX_LIST_MARKER && LIST_MARKER.test(this.text.slice(lineStart, offset));
+    const previous = this.text[offset - 1];
+    if (previous !== "•" && previous !== ".") return false;
+    const from = Math.max(0, offset - MAX_LIST_MARKER);
+    return (from === 0 ? LIST_MARKER_AT_START : LIST_MARKER).test(this.text.slice(from, offset));
   }
 
   /**

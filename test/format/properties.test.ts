@@ -248,3 +248,13 @@ describe("splitting under tiny limits", () => {
     );
   });
 });
+
+describe("hostile input", () => {
+  it.each([
+    ["deeply nested elements", `${"<div><b><ul><li>".repeat(3000)}x`],
+    ["deeply nested emphasis", `${"*_".repeat(5000)}x${"_*".repeat(5000)}`],
+    ["unmatched delimiters", "*a _b `c [d](e ``` ".repeat(2000)],
+  ])("%s renders without throwing", (_name, html) => {
+    for (const channel of CHANNELS) expectValidParts(formatReply(html, channel), channel);
+  });
+});
