@@ -9,6 +9,7 @@ import { migrationsApplied } from "./db/migrate.js";
 import { updatePartStatus } from "./db/outbound.js";
 import { HttpError, notFound } from "./errors.js";
 import type { Logger } from "./log.js";
+import type { Metrics } from "./metrics.js";
 import type { AdapterMap } from "./relay/worker.js";
 import type { TenantRegistry } from "./tenants/registry.js";
 
@@ -19,12 +20,15 @@ export interface AppDeps {
   tenants: TenantRegistry;
   adapters: AdapterMap;
   log: Logger;
+  metrics: Metrics;
   publicUrl?: string;
+  /** The admin API, when ADMIN_TOKEN is set. */
+  admin?: Hono;
   /** True once shutdown began: webhooks get 503 so channels redeliver them elsewhere or later. */
   isDraining(): boolean;
 }
 
-type Env = { Variables: { requestId: string } };
+type Env = { Variables: { requestId: string; tenant?: string } };
 
 export function errorBody(code: string, message: string, details?: { message: string; code: string }[]) {
   return { errors: { root: [{ message, code }, ...(details ?? [])] } };
@@ -32,7 +36,7 @@ export function errorBody(code: string, message: string, details?: { message: st
 
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
-  const { log } = deps;
+  const { log, metrics } = deps;
 
   app.use(requestId());
   app.use(async (c, next) => {
@@ -59,14 +63,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.notFound((c) => c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), 404));
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/metrics", async (c) =>
+    c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }),
+  );
   app.get("/readyz", async (c) => {
     const ready = (await ping(deps.database.db)) && (await migrationsApplied(deps.database.db));
-    return ready ? c.json({ status: "ready" }) : c.json(errorBody("SERVICE_UNAVAILABLE", "database not ready"), 503);
+    return ready
+      ? c.json({ status: "ready" })
+      : c.json(errorBody("SERVICE_UNAVAILABLE", "database not ready"), 503);
   });
+
+  if (deps.admin) app.route("/admin", deps.admin);
 
   const limit = bodyLimit({
     maxSize: MAX_BODY_BYTES,
-    onError: (c) => c.json(errorBody("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`), 413),
+    // The rest of the body is never read, so the connection cannot be reused.
+    onError: (c) =>
+      c.json(errorBody("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`), 413, {
+        connection: "close",
+      }),
   });
 
   /** Resolves tenant, adapter and channel config, reads the raw body and verifies the request. */
@@ -79,6 +94,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const config = tenant && adapter.config(tenant);
     if (!tenant) throw notFound(`unknown tenant ${tenantId}`);
     if (config === undefined) throw notFound(`tenant ${tenantId} has no ${channelName} channel`);
+    c.set("tenant", tenant.id);
     const req: WebhookRequest = {
       rawBody: Buffer.from(await c.req.arrayBuffer()),
       headers: c.req.raw.headers,
@@ -89,15 +105,28 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return { adapter, tenant, config, req };
   }
 
+  // Rejections are counted per known tenant only: unknown tenant ids must not create label values.
+  // Set only once tenant and channel are known, so the path's channel segment is a real channel name.
+  app.use("/webhooks/*", async (c, next) => {
+    await next();
+    const tenant = c.get("tenant");
+    if (c.res.status >= 400 && tenant) {
+      metrics.webhooks.inc({ tenant, channel: c.req.path.split("/")[3] ?? "", outcome: "rejected" });
+    }
+  });
+
   app.post("/webhooks/:tenant/:channel", limit, async (c) => {
     const { adapter, tenant, config, req } = await verified(c, c.req.param("channel"));
     const result = await adapter.receive(req, config, tenant);
     if (result.type === "response") return result.response;
+    let outcome = "ignored";
     if (result.messages.length > 0) {
-      await insertMessages(deps.database.db, tenant.id, adapter.channel, result.messages);
+      const stored = await insertMessages(deps.database.db, tenant.id, adapter.channel, result.messages);
+      outcome = stored > 0 ? "stored" : "duplicate";
     } else if (result.ignored) {
       log.debug({ tenant: tenant.id, channel: adapter.channel, reason: result.ignored }, "webhook ignored");
     }
+    metrics.webhooks.inc({ tenant: tenant.id, channel: adapter.channel, outcome });
     return adapter.ack();
   });
 
@@ -105,7 +134,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const { adapter, tenant, config, req } = await verified(c, c.req.param("channel"));
     if (!adapter.receiveStatus) throw notFound(`${adapter.channel} has no status callbacks`);
     for (const report of await adapter.receiveStatus(req, config, tenant)) {
-      await updatePartStatus(deps.database.db, tenant.id, report.channelMessageId, report.status, report.errorCode);
+      await updatePartStatus(
+        deps.database.db,
+        tenant.id,
+        report.channelMessageId,
+        report.status,
+        report.errorCode,
+      );
     }
     return c.body(null, 204);
   });

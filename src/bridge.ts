@@ -1,14 +1,18 @@
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
+import { createAdminRoutes } from "./admin/routes.js";
 import { createApp } from "./app.js";
 import { createAdapters } from "./channels/index.js";
 import { type AppConfig, tenantChannels } from "./config/index.js";
 import { type Database, openDatabase } from "./db/client.js";
+import { queueStats } from "./db/inbox.js";
 import { migrate } from "./db/migrate.js";
 import type { Logger } from "./log.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { createQuickchatClient, type QuickchatClient } from "./quickchat/client.js";
 import { type AdapterMap, WorkerPool } from "./relay/worker.js";
-import { staticRegistry, type TenantRegistry } from "./tenants/registry.js";
+import { loadSecretKey, SecretBox } from "./tenants/secrets.js";
+import { TenantStore } from "./tenants/store.js";
 
 export interface BridgeOptions {
   config: AppConfig;
@@ -27,7 +31,8 @@ export interface RunningBridge {
   url?: string;
   database: Database;
   worker?: WorkerPool;
-  tenants: TenantRegistry;
+  tenants: TenantStore;
+  metrics: Metrics;
   /** Graceful stop: 503 for new webhooks, finish or return claimed messages, close the database. */
   stop(): Promise<void>;
 }
@@ -40,22 +45,42 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   await migrate(database);
   log.info({ database: database.kind }, "database ready, migrations applied");
 
-  const tenants = staticRegistry(config.tenants);
+  const key = loadSecretKey({
+    configured: settings.BRIDGE_SECRET_KEY,
+    embedded: database.kind === "pglite",
+    dataDir: settings.DATA_DIR,
+  });
+  const tenants = new TenantStore({
+    database,
+    staticTenants: config.tenants,
+    ...(key && { box: new SecretBox(key) }),
+    log,
+  });
+  await tenants.start();
   for (const tenant of config.tenants) {
     log.info({ tenant: tenant.id, channels: tenantChannels(tenant) }, "tenant configured");
   }
-  if (config.tenants.length === 0) log.warn("no tenants configured: set QUICKCHAT_* variables or BRIDGE_CONFIG");
+  if ((await tenants.list()).length === 0) {
+    log.warn(
+      "no tenants configured: set QUICKCHAT_* variables, BRIDGE_CONFIG, or add tenants via the admin API",
+    );
+  }
 
   const adapters = options.adapters ?? createAdapters({ log });
+  const metrics = createMetrics(() => queueStats(database.db));
   const worker = options.worker
     ? new WorkerPool({
         database,
         tenants,
         adapters,
-        quickchat: options.quickchat ?? createQuickchatClient({ timeoutMs: settings.QUICKCHAT_TIMEOUT_SECONDS * 1000 }),
+        quickchat:
+          options.quickchat ??
+          createQuickchatClient({ timeoutMs: settings.QUICKCHAT_TIMEOUT_SECONDS * 1000 }),
         log,
+        metrics,
         options: {
           concurrency: settings.WORKER_CONCURRENCY,
+          tenantConcurrency: Math.min(settings.TENANT_CONCURRENCY, settings.WORKER_CONCURRENCY),
           leaseMs: settings.LEASE_SECONDS * 1000,
           pollIntervalMs: settings.POLL_INTERVAL_MS,
           maxRetryMs: settings.QUICKCHAT_MAX_RETRY_SECONDS * 1000,
@@ -74,6 +99,15 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       tenants,
       adapters,
       log,
+      metrics,
+      ...(settings.ADMIN_TOKEN && {
+        admin: createAdminRoutes({
+          token: settings.ADMIN_TOKEN,
+          db: database.db,
+          tenants,
+          wake: () => worker?.wake(),
+        }),
+      }),
       ...(config.publicUrl && { publicUrl: config.publicUrl }),
       isDraining: () => draining,
     });
@@ -96,6 +130,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     database,
     ...(worker && { worker }),
     tenants,
+    metrics,
     async stop() {
       draining = true;
       await worker?.stop(settings.SHUTDOWN_TIMEOUT_SECONDS * 1000);
@@ -106,6 +141,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
           if ("closeIdleConnections" in s) s.closeIdleConnections();
         });
       }
+      await tenants.stop();
       await database.close();
       log.info("stopped");
     },

@@ -57,7 +57,9 @@ function telegramConfig(config: AppConfig, tenantId: string) {
   return tenant.telegram;
 }
 
-const program = new Command("bridge").description("Relay Telegram, Slack and WhatsApp messages to Quickchat AI");
+const program = new Command("bridge").description(
+  "Relay Telegram, Slack and WhatsApp messages to Quickchat AI",
+);
 
 program
   .command("serve", { isDefault: true })
@@ -72,7 +74,10 @@ program
   .description("apply database migrations and exit")
   .action(async () => {
     const { config, log } = setup();
-    const database = await openDatabase({ url: config.settings.DATABASE_URL, dataDir: config.settings.DATA_DIR });
+    const database = await openDatabase({
+      url: config.settings.DATABASE_URL,
+      dataDir: config.settings.DATA_DIR,
+    });
     await migrate(database);
     await database.close();
     log.info({ database: database.kind }, "migrations applied");
@@ -84,7 +89,8 @@ program
     const config = loadConfig(process.env);
     process.stdout.write(`configuration OK: ${config.tenants.length} tenant(s)\n`);
     for (const line of webhookUrls(config)) process.stdout.write(`${line}\n`);
-    if (!config.publicUrl) process.stdout.write("PUBLIC_URL is not set: replace <PUBLIC_URL> with your public base URL\n");
+    if (!config.publicUrl)
+      process.stdout.write("PUBLIC_URL is not set: replace <PUBLIC_URL> with your public base URL\n");
   });
 
 const telegram = program.command("telegram").description("Telegram webhook management");

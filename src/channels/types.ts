@@ -1,5 +1,5 @@
-import type { ChannelName } from "../format/index.js";
 import type { TenantConfig } from "../config/schema.js";
+import type { ChannelName } from "../format/index.js";
 
 export type { ChannelName };
 
@@ -30,9 +30,7 @@ export interface InboundMessage {
   onlyInKnownThread?: boolean;
 }
 
-export type ParseResult =
-  | { type: "message"; message: InboundMessage }
-  | { type: "ignored"; reason: string };
+export type ParseResult = { type: "message"; message: InboundMessage } | { type: "ignored"; reason: string };
 
 /** A webhook request as the adapters see it: the raw bytes (signatures are computed over them). */
 export interface WebhookRequest {

@@ -17,7 +17,9 @@ const settingsSchema = z.object({
   BRIDGE_SECRET_KEY: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** Messages processed at once by this process's worker pool (each mostly waits on Quickchat). */
-  WORKER_CONCURRENCY: int(1).default(256),
+  WORKER_CONCURRENCY: int(1).default(512),
+  /** Messages of one tenant processed at once by this process (fairness between tenants). */
+  TENANT_CONCURRENCY: int(1).default(256),
   QUICKCHAT_TIMEOUT_SECONDS: int(1).default(60),
   QUICKCHAT_MAX_RETRY_SECONDS: int(0).default(600),
   /** First backoff step; doubles per attempt up to RETRY_MAX_DELAY_SECONDS. */

@@ -9,7 +9,10 @@ const VARIABLE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
  * Reads the YAML or JSON config file (JSON is YAML). Returns undefined when no path is given and the
  * default `./bridge.yaml` does not exist.
  */
-export function readConfigFile(path: string | undefined, env: Env): { path: string; data: unknown } | undefined {
+export function readConfigFile(
+  path: string | undefined,
+  env: Env,
+): { path: string; data: unknown } | undefined {
   const file = path ?? "bridge.yaml";
   if (!path && !existsSync(file)) return undefined;
   let text: string;

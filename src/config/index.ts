@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
-import { type Env, readSettings, SHORTHAND_VARIABLES, type Settings, shorthandTenant } from "./env.js";
+import { type Env, readSettings, type Settings, SHORTHAND_VARIABLES, shorthandTenant } from "./env.js";
 import { readConfigFile } from "./file.js";
 import { configFileSchema, type TenantConfig, tenantSchema } from "./schema.js";
 
@@ -18,7 +18,8 @@ function describe(issues: z.core.$ZodIssue[], where: string, rename?: (path: str
     .map((issue) => {
       const path = issue.path.join(".");
       const name = rename ? rename(path) : path;
-      const unknown = issue.code === "unrecognized_keys" ? issue.keys.map((k) => (path ? `${path}.${k}` : k)) : [];
+      const unknown =
+        issue.code === "unrecognized_keys" ? issue.keys.map((k) => (path ? `${path}.${k}` : k)) : [];
       return unknown.length > 0
         ? `  ${where}: unknown key ${unknown.join(", ")}`
         : `  ${where}: ${name || "(root)"}: ${issue.message}`;

@@ -40,7 +40,10 @@ export const whatsappSchema = z.strictObject({
 });
 
 export const textsSchema = z.strictObject({
-  unavailable: z.string().min(1).default("Sorry, I can't answer right now. Please try again in a few minutes."),
+  unavailable: z
+    .string()
+    .min(1)
+    .default("Sorry, I can't answer right now. Please try again in a few minutes."),
   unsupported: z.string().min(1).default("I can only read text messages."),
   reset: z.string().min(1).default("Okay, let's start over."),
   greeting: z.string().min(1).default("Hello!"),

@@ -14,7 +14,7 @@ export interface Database {
   db: Db;
   kind: "postgres" | "pglite";
   /** Subscribes to a NOTIFY channel; returns the unsubscribe function. */
-  listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
   /** Runs `fn` while holding a cluster-wide advisory lock (migrations on several replicas at once). */
   withLock<T>(key: number, fn: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -33,13 +33,17 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 }
 
 function openPostgres(url: string, max: number): Database {
-  const client = postgres(url, { max, onnotice: () => {}, connection: { application_name: "quickchat-bridge" } });
+  const client = postgres(url, {
+    max,
+    onnotice: () => {},
+    connection: { application_name: "quickchat-bridge" },
+  });
   const db = drizzlePostgres(client, { schema }) as unknown as Db;
   return {
     db,
     kind: "postgres",
     async listen(channel, onNotify) {
-      const { unlisten } = await client.listen(channel, () => onNotify());
+      const { unlisten } = await client.listen(channel, (payload) => onNotify(payload));
       return unlisten;
     },
     async withLock(key, fn) {
@@ -64,7 +68,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     db,
     kind: "pglite",
     async listen(channel, onNotify) {
-      return client.listen(channel, () => onNotify());
+      return client.listen(channel, (payload) => onNotify(payload));
     },
     // PGlite is one connection in this process: nothing else can run migrations concurrently.
     withLock: (_key, fn) => fn(),

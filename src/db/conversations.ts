@@ -16,12 +16,19 @@ const match = (t: ThreadRef) =>
   );
 
 export async function findConversation(db: Db, thread: ThreadRef): Promise<string | undefined> {
-  const rows = await db.select({ convId: conversations.convId }).from(conversations).where(match(thread)).limit(1);
+  const rows = await db
+    .select({ convId: conversations.convId })
+    .from(conversations)
+    .where(match(thread))
+    .limit(1);
   return rows[0]?.convId;
 }
 
 /** Forgets the thread's conversation: the next message starts a new one. */
 export async function deleteConversation(db: Db, thread: ThreadRef): Promise<boolean> {
-  const rows = await db.delete(conversations).where(match(thread)).returning({ convId: conversations.convId });
+  const rows = await db
+    .delete(conversations)
+    .where(match(thread))
+    .returning({ convId: conversations.convId });
   return rows.length > 0;
 }

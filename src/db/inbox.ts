@@ -117,7 +117,8 @@ export async function claimMessages(
     .returning();
 }
 
-const held = (lease: Lease) => and(eq(inboundMessages.id, lease.id), eq(inboundMessages.leaseOwner, lease.owner));
+const held = (lease: Lease) =>
+  and(eq(inboundMessages.id, lease.id), eq(inboundMessages.leaseOwner, lease.owner));
 
 /** Extends a lease; false when another worker has taken the message over. */
 export async function renewLease(db: Db, lease: Lease, leaseMs: number): Promise<boolean> {
@@ -136,7 +137,11 @@ export async function renewLease(db: Db, lease: Lease, leaseMs: number): Promise
 export async function storeReply(
   db: Db,
   lease: Lease,
-  reply: { html: string; error?: string; conversation?: { tenantId: string; channel: string; threadKey: string; convId: string } },
+  reply: {
+    html: string;
+    error?: string;
+    conversation?: { tenantId: string; channel: string; threadKey: string; convId: string };
+  },
 ): Promise<boolean> {
   return db.transaction(async (tx) => {
     const rows = await tx
@@ -191,7 +196,12 @@ export async function reschedule(
 }
 
 /** Final state: delivered, or failed with the reason. */
-export async function finish(db: Db, lease: Lease, status: "delivered" | "failed", error?: string): Promise<void> {
+export async function finish(
+  db: Db,
+  lease: Lease,
+  status: "delivered" | "failed",
+  error?: string,
+): Promise<void> {
   await db
     .update(inboundMessages)
     .set({
@@ -206,13 +216,22 @@ export async function finish(db: Db, lease: Lease, status: "delivered" | "failed
 
 /** Returns a claimed message to the queue at once (shutdown). */
 export async function release(db: Db, lease: Lease): Promise<void> {
-  await db
-    .update(inboundMessages)
-    .set({ leaseUntil: null, leaseOwner: null })
-    .where(held(lease));
+  await db.update(inboundMessages).set({ leaseUntil: null, leaseOwner: null }).where(held(lease));
 }
 
 /** A changed delivery route (Telegram group → supergroup) for this message. */
 export async function updateRoute(db: Db, lease: Lease, route: Route): Promise<void> {
   await db.update(inboundMessages).set({ route }).where(held(lease));
+}
+
+/** Unfinished messages and the age in seconds of the oldest one (for metrics). */
+export async function queueStats(db: Db): Promise<{ depth: number; oldest: number }> {
+  const [row] = await db
+    .select({
+      depth: sql<number>`count(*)::int`,
+      oldest: sql<number>`coalesce(extract(epoch from now() - min(${inboundMessages.createdAt})), 0)::float8`,
+    })
+    .from(inboundMessages)
+    .where(inArray(inboundMessages.status, UNFINISHED));
+  return { depth: row?.depth ?? 0, oldest: row?.oldest ?? 0 };
 }

@@ -47,7 +47,10 @@ export async function updatePartStatus(
         eq(outboundMessages.channelMessageId, channelMessageId),
         inArray(
           outboundMessages.inboundId,
-          db.select({ id: inboundMessages.id }).from(inboundMessages).where(eq(inboundMessages.tenantId, tenantId)),
+          db
+            .select({ id: inboundMessages.id })
+            .from(inboundMessages)
+            .where(eq(inboundMessages.tenantId, tenantId)),
         ),
       ),
     )

@@ -28,7 +28,10 @@ export const conversations = pgTable(
     convId: text("conv_id").notNull(),
     ...timestamps,
   },
-  (t) => [primaryKey({ columns: [t.tenantId, t.channel, t.threadKey] }), index("conversations_updated_idx").on(t.updatedAt)],
+  (t) => [
+    primaryKey({ columns: [t.tenantId, t.channel, t.threadKey] }),
+    index("conversations_updated_idx").on(t.updatedAt),
+  ],
 );
 
 /**
@@ -68,9 +71,7 @@ export const inboundMessages = pgTable(
   (t) => [
     uniqueIndex("inbound_dedupe_uq").on(t.tenantId, t.channel, t.dedupeKey),
     // Claim scan: unfinished messages by due time.
-    index("inbound_due_idx")
-      .on(t.nextAttemptAt, t.id)
-      .where(sql`status in ('pending', 'delivering')`),
+    index("inbound_due_idx").on(t.nextAttemptAt, t.id).where(sql`status in ('pending', 'delivering')`),
     // Per-thread order: "is there an older unfinished message in this thread?"
     index("inbound_thread_idx")
       .on(t.tenantId, t.channel, t.threadKey, t.id)
@@ -92,7 +93,10 @@ export const outboundMessages = pgTable(
     errorCode: text("error_code"),
     ...timestamps,
   },
-  (t) => [primaryKey({ columns: [t.inboundId, t.part] }), index("outbound_channel_msg_idx").on(t.channelMessageId)],
+  (t) => [
+    primaryKey({ columns: [t.inboundId, t.part] }),
+    index("outbound_channel_msg_idx").on(t.channelMessageId),
+  ],
 );
 
 /** Tenants managed through the admin API (config-file and environment tenants are not stored). */

@@ -1,5 +1,9 @@
 import { parseRetryAfter } from "../channels/shared.js";
-import { DEFAULT_QUICKCHAT_BASE_URL, LEGACY_QUICKCHAT_BASE_URL, type QuickchatConfig } from "../config/schema.js";
+import {
+  DEFAULT_QUICKCHAT_BASE_URL,
+  LEGACY_QUICKCHAT_BASE_URL,
+  type QuickchatConfig,
+} from "../config/schema.js";
 
 export interface ChatRequest {
   text: string;
@@ -73,7 +77,12 @@ export function createQuickchatClient(options: { timeoutMs: number; fetch?: type
         throw new QuickchatError("invalid_conversation", detail, 400);
       }
       if (response.status === 429 || response.status >= 500) {
-        throw new QuickchatError("retryable", detail, response.status, parseRetryAfter(response.headers.get("retry-after")));
+        throw new QuickchatError(
+          "retryable",
+          detail,
+          response.status,
+          parseRetryAfter(response.headers.get("retry-after")),
+        );
       }
       throw new QuickchatError("misconfigured", detail, response.status);
     },
@@ -85,7 +94,10 @@ function parseReply(text: string): ChatReply {
   try {
     data = JSON.parse(text);
   } catch {
-    throw new QuickchatError("retryable", `Quickchat answered 200 with a body that is not JSON: ${text.slice(0, 200)}`);
+    throw new QuickchatError(
+      "retryable",
+      `Quickchat answered 200 with a body that is not JSON: ${text.slice(0, 200)}`,
+    );
   }
   const d = data as { conv_id?: unknown; reply?: unknown; ord_number?: unknown };
   if (typeof d.conv_id !== "string" || d.conv_id === "") {

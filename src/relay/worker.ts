@@ -23,6 +23,7 @@ import {
 import { recordPart, sentParts } from "../db/outbound.js";
 import { type FormattedPart, formatReply } from "../format/index.js";
 import type { Logger } from "../log.js";
+import type { Metrics } from "../metrics.js";
 import type { QuickchatClient } from "../quickchat/client.js";
 import { QuickchatError } from "../quickchat/client.js";
 import { buildClientMetadata } from "../quickchat/metadata.js";
@@ -35,6 +36,8 @@ export type AdapterMap = Partial<Record<ChannelName, ChannelAdapter<unknown>>>;
 export interface WorkerOptions {
   /** Messages in progress at once (each mostly waits on Quickchat). */
   concurrency: number;
+  /** Messages of one tenant in progress at once, so a flood on one tenant cannot starve the others. */
+  tenantConcurrency: number;
   leaseMs: number;
   pollIntervalMs: number;
   /** Retryable failures (Quickchat or channel) stop being retried after this long. */
@@ -48,6 +51,7 @@ export interface WorkerDeps {
   adapters: AdapterMap;
   quickchat: QuickchatClient;
   log: Logger;
+  metrics: Metrics;
   options: WorkerOptions;
 }
 
@@ -65,6 +69,7 @@ type Answer =
  */
 export class WorkerPool {
   private readonly inFlight = new Map<number, Lease>();
+  private readonly perTenant = new Map<string, number>();
   private readonly processId = randomUUID().slice(0, 8);
   private claimCount = 0;
   private filling = false;
@@ -108,7 +113,8 @@ export class WorkerPool {
     }
     const left = [...this.inFlight.values()];
     await Promise.all(left.map((lease) => release(this.deps.database.db, lease).catch(() => {})));
-    if (left.length > 0) this.deps.log.warn({ returned: left.length }, "returned unfinished messages to the queue");
+    if (left.length > 0)
+      this.deps.log.warn({ returned: left.length }, "returned unfinished messages to the queue");
   }
 
   private async fill(): Promise<void> {
@@ -125,17 +131,31 @@ export class WorkerPool {
           const free = this.deps.options.concurrency - this.inFlight.size;
           if (free <= 0) break;
           const limit = Math.min(free, CLAIM_BATCH);
+          const cap = this.deps.options.tenantConcurrency;
           const rows = await claimMessages(this.deps.database.db, {
             limit,
             leaseMs: this.deps.options.leaseMs,
             owner: `${this.processId}:${++this.claimCount}`,
+            excludeTenants: [...this.perTenant].filter(([, n]) => n >= cap).map(([id]) => id),
           });
-          for (const row of rows) this.run(row);
-          if (rows.length < limit) break;
+          let started = 0;
+          for (const row of rows) {
+            if ((this.perTenant.get(row.tenantId) ?? 0) >= cap) {
+              // The batch took the tenant past its cap: hand the rest back at once.
+              void release(this.deps.database.db, { id: row.id, owner: row.leaseOwner ?? "" }).catch(() => {});
+              continue;
+            }
+            this.run(row);
+            started++;
+          }
+          if (rows.length < limit || started === 0) break;
         }
       } while (this.refill && !this.stopping);
     } catch (err) {
-      this.deps.log.error({ err: (err as Error).message }, "claiming messages failed; will retry on the next poll");
+      this.deps.log.error(
+        { err: (err as Error).message },
+        "claiming messages failed; will retry on the next poll",
+      );
     } finally {
       this.filling = false;
     }
@@ -144,6 +164,8 @@ export class WorkerPool {
   private run(row: InboxRow): void {
     const lease: Lease = { id: row.id, owner: row.leaseOwner ?? "" };
     this.inFlight.set(row.id, lease);
+    this.perTenant.set(row.tenantId, (this.perTenant.get(row.tenantId) ?? 0) + 1);
+    this.deps.metrics.inFlight.set(this.inFlight.size);
     this.process(row, lease)
       .catch((err: unknown) =>
         // Database trouble mid-message: the lease expires and the message is taken up again.
@@ -151,6 +173,10 @@ export class WorkerPool {
       )
       .finally(() => {
         this.inFlight.delete(row.id);
+        const left = (this.perTenant.get(row.tenantId) ?? 1) - 1;
+        if (left > 0) this.perTenant.set(row.tenantId, left);
+        else this.perTenant.delete(row.tenantId);
+        this.deps.metrics.inFlight.set(this.inFlight.size);
         if (this.inFlight.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
         void this.fill();
       });
@@ -185,13 +211,18 @@ export class WorkerPool {
         if (row.status === "pending") {
           const answer = await this.answer(row, tenant, adapter, target, log);
           if (answer.type === "retry") {
-            log.warn({ err: answer.error, delay_ms: Math.round(answer.delayMs) }, "Quickchat unavailable; retrying later");
+            log.warn(
+              { err: answer.error, delay_ms: Math.round(answer.delayMs) },
+              "Quickchat unavailable; retrying later",
+            );
             await reschedule(database.db, lease, answer.delayMs, answer.error, answer.giveUpAt);
             return;
           }
           const thread = { tenantId: row.tenantId, channel: row.channel, threadKey: row.threadKey };
           const conversation = answer.convId ? { ...thread, convId: answer.convId } : undefined;
-          if (!(await storeReply(database.db, lease, { html: answer.html, error: answer.error, conversation }))) {
+          if (
+            !(await storeReply(database.db, lease, { html: answer.html, error: answer.error, conversation }))
+          ) {
             log.warn("lease lost before the reply was stored; another worker has the message");
             return;
           }
@@ -226,9 +257,25 @@ export class WorkerPool {
         return { type: "reply", html: tenant.texts.unsupported };
       case "start":
         await deleteConversation(db, thread);
-        return this.askQuickchat(row, tenant, adapter, target, row.text || tenant.texts.greeting, undefined, log);
+        return this.askQuickchat(
+          row,
+          tenant,
+          adapter,
+          target,
+          row.text || tenant.texts.greeting,
+          undefined,
+          log,
+        );
       default:
-        return this.askQuickchat(row, tenant, adapter, target, row.text ?? "", await findConversation(db, thread), log);
+        return this.askQuickchat(
+          row,
+          tenant,
+          adapter,
+          target,
+          row.text ?? "",
+          await findConversation(db, thread),
+          log,
+        );
     }
   }
 
@@ -241,7 +288,8 @@ export class WorkerPool {
     convId: string | undefined,
     log: Logger,
   ): Promise<Answer> {
-    const userName = row.sender.name ?? (await adapter.senderName?.(target, row.sender.id).catch(() => undefined));
+    const userName =
+      row.sender.name ?? (await adapter.senderName?.(target, row.sender.id).catch(() => undefined));
     const clientMetadata = buildClientMetadata({
       channel: row.channel as ChannelName,
       channelUserId: row.sender.id,
@@ -249,15 +297,27 @@ export class WorkerPool {
       userName,
       kbTopic: tenant.quickchat.kb_topic,
     });
-    const { quickchat } = this.deps;
+    const { metrics } = this.deps;
+    const chat = async (conv: string | undefined) => {
+      const timer = metrics.quickchatLatency.startTimer({ tenant: tenant.id });
+      try {
+        return await this.deps.quickchat.chat(tenant.quickchat, { text, convId: conv, clientMetadata });
+      } catch (err) {
+        if (err instanceof QuickchatError)
+          metrics.quickchatErrors.inc({ tenant: tenant.id, class: err.kind });
+        throw err;
+      } finally {
+        timer();
+      }
+    };
     try {
       try {
-        const reply = await quickchat.chat(tenant.quickchat, { text, convId, clientMetadata });
+        const reply = await chat(convId);
         return { type: "reply", html: reply.reply, convId: reply.convId };
       } catch (err) {
         if (!(err instanceof QuickchatError && err.kind === "invalid_conversation" && convId)) throw err;
         log.info("Quickchat no longer knows the conversation; starting a new one");
-        const reply = await quickchat.chat(tenant.quickchat, { text, clientMetadata });
+        const reply = await chat(undefined);
         return { type: "reply", html: reply.reply, convId: reply.convId };
       }
     } catch (err) {
@@ -267,7 +327,10 @@ export class WorkerPool {
         if (retry) return retry;
         log.error({ err: err.message }, "Quickchat retries exhausted; sending the unavailable text");
       } else {
-        log.error({ err: err.message, status: err.status }, "Quickchat rejected the request: check the tenant");
+        log.error(
+          { err: err.message, status: err.status },
+          "Quickchat rejected the request: check the tenant",
+        );
       }
       return { type: "reply", html: tenant.texts.unavailable, error: err.message };
     }
@@ -292,34 +355,54 @@ export class WorkerPool {
     log: Logger,
   ): Promise<void> {
     const db = this.deps.database.db;
+    const labels = { tenant: row.tenantId, channel: adapter.channel };
+    const count = (outcome: string) => this.deps.metrics.sends.inc({ ...labels, outcome });
+    const done = async (status: "delivered" | "failed", error?: string) => {
+      await finish(db, lease, status, error);
+      this.deps.metrics.messages.inc({ ...labels, status });
+    };
     const parts = formatReply(reply.html, adapter.channel);
-    const done = await sentParts(db, row.id);
+    const alreadySent = await sentParts(db, row.id);
     let current = target;
     for (const [index, part] of parts.entries()) {
-      if (done.has(index)) continue;
+      if (alreadySent.has(index)) continue;
       let sent: SentPart;
       try {
-        sent = await sendPart(adapter, current, part);
+        sent = await sendPart(adapter, current, part, count);
       } catch (err) {
-        const failure = err instanceof ChannelSendError ? err : new ChannelSendError("retry", (err as Error).message);
-        const retry = failure.kind === "retry" && this.retryOrGiveUp(row, failure.message, failure.retryAfterMs);
+        const failure =
+          err instanceof ChannelSendError ? err : new ChannelSendError("retry", (err as Error).message);
+        const retry =
+          failure.kind === "retry" && this.retryOrGiveUp(row, failure.message, failure.retryAfterMs);
+        count(failure.kind === "retry" ? "retry" : "permanent");
         if (retry && retry.type === "retry") {
-          log.warn({ err: failure.message, part: index, delay_ms: Math.round(retry.delayMs) }, "send failed; retrying later");
+          log.warn(
+            { err: failure.message, part: index, delay_ms: Math.round(retry.delayMs) },
+            "send failed; retrying later",
+          );
           await reschedule(db, lease, retry.delayMs, undefined, retry.giveUpAt);
           return;
         }
-        log.error({ err: failure.message, code: failure.code, part: index }, "send failed permanently; message failed");
+        log.error(
+          { err: failure.message, code: failure.code, part: index },
+          "send failed permanently; message failed",
+        );
         await recordPart(db, { inboundId: row.id, part: index, status: "failed", errorCode: failure.code });
-        await finish(db, lease, "failed", `${adapter.channel} send failed: ${failure.message}`);
+        await done("failed", `${adapter.channel} send failed: ${failure.message}`);
         return;
       }
       if (sent.route) {
         current = { ...current, route: sent.route };
         await updateRoute(db, lease, sent.route);
       }
-      await recordPart(db, { inboundId: row.id, part: index, status: "sent", channelMessageId: sent.channelMessageId });
+      await recordPart(db, {
+        inboundId: row.id,
+        part: index,
+        status: "sent",
+        channelMessageId: sent.channelMessageId,
+      });
     }
-    await finish(db, lease, reply.error ? "failed" : "delivered");
+    await done(reply.error ? "failed" : "delivered");
   }
 }
 
@@ -328,11 +411,16 @@ async function sendPart(
   adapter: ChannelAdapter<unknown>,
   target: DeliveryTarget<unknown>,
   part: FormattedPart,
+  count: (outcome: string) => void,
 ): Promise<SentPart> {
   try {
-    return await adapter.send(target, part.text, { plain: false });
+    const sent = await adapter.send(target, part.text, { plain: false });
+    count("sent");
+    return sent;
   } catch (err) {
     if (!(err instanceof ChannelSendError && err.kind === "markup")) throw err;
-    return adapter.send(target, part.plain, { plain: true });
+    const sent = await adapter.send(target, part.plain, { plain: true });
+    count("plain_fallback");
+    return sent;
   }
 }

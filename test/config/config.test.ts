@@ -23,8 +23,11 @@ tenants:
 `;
 
 describe("configuration", () => {
-  it("reads a YAML file with ${VAR} interpolation and applies defaults", () => {
-    const config = loadConfig({ BRIDGE_CONFIG: configFile(tenantYaml), ACME_TOKEN: "tok: with # yaml chars" });
+  it("reads a YAML file with $-brace variable interpolation and applies defaults", () => {
+    const config = loadConfig({
+      BRIDGE_CONFIG: configFile(tenantYaml),
+      ACME_TOKEN: "tok: with # yaml chars",
+    });
     const [tenant] = config.tenants;
     expect(tenant?.quickchat.token).toBe("tok: with # yaml chars");
     expect(tenant?.telegram?.api_root).toBe("https://api.telegram.org");
@@ -41,7 +44,9 @@ describe("configuration", () => {
 
   it("rejects unknown keys, naming their path", () => {
     const path = configFile(tenantYaml.replace("bot_token:", "bot_tokn:"));
-    expect(() => loadConfig({ BRIDGE_CONFIG: path, ACME_TOKEN: "x" })).toThrow(/unknown key tenants\.0\.telegram\.bot_tokn/);
+    expect(() => loadConfig({ BRIDGE_CONFIG: path, ACME_TOKEN: "x" })).toThrow(
+      /unknown key tenants\.0\.telegram\.bot_tokn/,
+    );
   });
 
   it("rejects bad values with their path", () => {
@@ -80,7 +85,7 @@ describe("configuration", () => {
   });
 
   it("requires exactly one Quickchat credential", () => {
-    const path = configFile(tenantYaml.replace("token: ${ACME_TOKEN}", 'token: a\n      api_key: b'));
+    const path = configFile(tenantYaml.replace(/token: \$\{ACME_TOKEN\}/, "token: a\n      api_key: b"));
     expect(() => loadConfig({ BRIDGE_CONFIG: path })).toThrow(/exactly one of token/);
   });
 });

@@ -93,7 +93,9 @@ export class QuickchatFake {
       if (!scenario) return c.text("Missing scenario_id", 400);
       const expected = this.options.scenarios[scenario];
       if (expected === undefined) return c.text(`No implementation found for scenario_id ${scenario}`, 404);
-      const presented = this.options.legacy ? body.api_key : c.req.header("authorization")?.replace(/^Bearer /, "");
+      const presented = this.options.legacy
+        ? body.api_key
+        : c.req.header("authorization")?.replace(/^Bearer /, "");
       if (presented !== expected) return c.text("Request is not authenticated", 400);
       if (typeof body.text !== "string" || body.text === "") return c.text("Missing text", 400);
       const metadata = body.client_metadata ?? {};
@@ -102,7 +104,8 @@ export class QuickchatFake {
       let convId = body.conv_id;
       if (convId !== undefined) {
         const known = this.conversations.get(convId);
-        if (!known || known.scenario !== scenario) return c.text(`Conversation conv_id ${convId} is not valid.`, 400);
+        if (!known || known.scenario !== scenario)
+          return c.text(`Conversation conv_id ${convId} is not valid.`, 400);
       } else {
         convId = `conv-${this.nextConv++}`;
         this.conversations.set(convId, { scenario, ord: 0 });

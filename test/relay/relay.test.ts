@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
-import { inboundMessages } from "../../src/db/schema.js";
 import { ChannelSendError } from "../../src/channels/types.js";
+import { inboundMessages } from "../../src/db/schema.js";
 import { QuickchatFake } from "../fakes/quickchat.js";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
@@ -101,7 +101,9 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
     await new Promise((r) => setTimeout(r, 500));
 
     expect(quickchat.calls).toHaveLength(1);
-    expect(channel.thread("t1")).toEqual(["Sorry, I can't answer right now. Please try again in a few minutes."]);
+    expect(channel.thread("t1")).toEqual([
+      "Sorry, I can't answer right now. Please try again in a few minutes.",
+    ]);
     const rows = await bridge.database.db.select().from(inboundMessages);
     expect(rows[0]?.status).toBe("failed");
     expect(rows[0]?.error).toContain("No implementation found for scenario_id");

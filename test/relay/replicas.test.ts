@@ -2,7 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QuickchatFake } from "../fakes/quickchat.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
-import { type Delivered, LoopbackChannel, loopbackHeaders, loopbackTenant } from "../support/loopback-channel.js";
+import {
+  type Delivered,
+  LoopbackChannel,
+  loopbackHeaders,
+  loopbackTenant,
+} from "../support/loopback-channel.js";
 
 const THREADS = 50;
 const PER_THREAD = 10;
@@ -46,7 +51,12 @@ describe.skipIf(!POSTGRES_URL)("two worker pools on one PostgreSQL database", ()
     for (let n = 0; n < PER_THREAD; n++) {
       await Promise.all(
         Array.from({ length: THREADS }, (_, t) => {
-          const body = JSON.stringify({ id: `t${t}-m${n}`, thread: `t${t}`, user: `u${t}`, text: `t${t}-m${n}` });
+          const body = JSON.stringify({
+            id: `t${t}-m${n}`,
+            thread: `t${t}`,
+            user: `u${t}`,
+            text: `t${t}-m${n}`,
+          });
           return bridges[(t + n) % 2]!.post("/webhooks/acme/telegram", body, loopbackHeaders());
         }),
       );

@@ -67,12 +67,20 @@ export async function startTestBridge(options: TestBridgeOptions): Promise<TestB
     url,
     logs,
     post: (path, body, headers = {}) =>
-      fetch(`${url}${path}`, { method: "POST", body, headers: { "content-type": "application/json", ...headers } }),
+      fetch(`${url}${path}`, {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/json", ...headers },
+      }),
   };
 }
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
-export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  timeoutMs = 10_000,
+  what = "condition",
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await check();

@@ -1,7 +1,7 @@
 import { z } from "zod";
-import type { TelegramConfig } from "../../src/config/schema.js";
-import { type ChannelAdapter, ChannelSendError, type InboundMessage } from "../../src/channels/types.js";
 import { safeEqual } from "../../src/channels/shared.js";
+import type { ChannelAdapter, ChannelSendError, InboundMessage } from "../../src/channels/types.js";
+import type { TelegramConfig } from "../../src/config/schema.js";
 import { badRequest, unauthorized } from "../../src/errors.js";
 
 /** A message the loopback channel delivered. */
@@ -43,7 +43,8 @@ export class LoopbackChannel implements ChannelAdapter<TelegramConfig> {
   }
 
   verify(req: { headers: Headers }, config: TelegramConfig) {
-    if (!safeEqual(req.headers.get("x-test-secret") ?? "", config.webhook_secret)) throw unauthorized("bad secret");
+    if (!safeEqual(req.headers.get("x-test-secret") ?? "", config.webhook_secret))
+      throw unauthorized("bad secret");
   }
 
   async receive(req: { rawBody: Buffer }) {
@@ -73,7 +74,13 @@ export class LoopbackChannel implements ChannelAdapter<TelegramConfig> {
     const failure = this.sendFailures.shift();
     if (failure) throw failure;
     this.sent++;
-    this.delivered.push({ threadKey: target.threadKey, text, plain: options.plain, inboundId: target.inboundId, at: Date.now() });
+    this.delivered.push({
+      threadKey: target.threadKey,
+      text,
+      plain: options.plain,
+      inboundId: target.inboundId,
+      at: Date.now(),
+    });
     return { channelMessageId: `out-${this.delivered.length}` };
   }
 

@@ -1,0 +1,190 @@
+import { eq, sql } from "drizzle-orm";
+import { type TenantConfig, tenantSchema } from "../config/schema.js";
+import type { Database, Db } from "../db/client.js";
+import { conversations, inboundMessages, tenants } from "../db/schema.js";
+import { ConfigError, HttpError, notFound } from "../errors.js";
+import type { Logger } from "../log.js";
+import { joinSecrets, splitSecrets } from "./fields.js";
+import type { TenantRegistry } from "./registry.js";
+import type { SecretBox } from "./secrets.js";
+
+const CHANGED = "bridge_tenants";
+
+export type TenantSource = "config" | "api";
+
+export interface TenantStoreOptions {
+  database: Database;
+  /** Tenants from the config file and the environment: read-only. */
+  staticTenants: TenantConfig[];
+  /** Encrypts secrets at rest; undefined when no key is available (storing secrets is then refused). */
+  box?: SecretBox;
+  log: Logger;
+  /** Cached database tenants are re-read after this long even if a change notification was missed. */
+  ttlMs?: number;
+}
+
+/**
+ * Tenants from all sources behind one lookup. Database tenants are cached per process; a change made through
+ * the admin API notifies every replica (LISTEN/NOTIFY) and a short TTL covers a missed notification.
+ */
+export class TenantStore implements TenantRegistry {
+  private readonly fixed: Map<string, TenantConfig>;
+  private readonly cache = new Map<string, { tenant?: TenantConfig; at: number }>();
+  private unlisten: (() => Promise<void>) | undefined;
+  private readonly ttlMs: number;
+
+  constructor(private readonly options: TenantStoreOptions) {
+    this.fixed = new Map(options.staticTenants.map((t) => [t.id, t]));
+    this.ttlMs = options.ttlMs ?? 5000;
+  }
+
+  private get db(): Db {
+    return this.options.database.db;
+  }
+
+  /** Checks that database tenants do not reuse a config tenant's id, and subscribes to changes. */
+  async start(): Promise<void> {
+    const stored = await this.db.select({ id: tenants.id }).from(tenants);
+    const clashes = stored.filter((row) => this.fixed.has(row.id)).map((row) => row.id);
+    if (clashes.length > 0) {
+      throw new ConfigError(
+        `tenant id(s) ${clashes.join(", ")} exist both in the configuration and in the database; remove one`,
+      );
+    }
+    // The payload is the changed tenant's id; empty after a key rotation (everything changed).
+    this.unlisten = await this.options.database.listen(CHANGED, (id) =>
+      id ? this.cache.delete(id) : this.cache.clear(),
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.unlisten?.().catch(() => {});
+  }
+
+  source(id: string): TenantSource | undefined {
+    return this.fixed.has(id) ? "config" : undefined;
+  }
+
+  async get(id: string): Promise<TenantConfig | undefined> {
+    const fixed = this.fixed.get(id);
+    if (fixed) return fixed;
+    const cached = this.cache.get(id);
+    if (cached && Date.now() - cached.at < this.ttlMs) return cached.tenant;
+    const [row] = await this.db.select().from(tenants).where(eq(tenants.id, id));
+    const tenant = row ? this.decode(row) : undefined;
+    this.cache.set(id, { ...(tenant && { tenant }), at: Date.now() });
+    return tenant;
+  }
+
+  async list(): Promise<TenantConfig[]> {
+    const rows = await this.db.select().from(tenants).orderBy(tenants.id);
+    const stored = rows.map((row) => this.decode(row)).filter((t): t is TenantConfig => t !== undefined);
+    return [...this.fixed.values(), ...stored];
+  }
+
+  /** Adds a database tenant; 409 when the id is taken in any source. */
+  async create(tenant: TenantConfig): Promise<void> {
+    if (this.fixed.has(tenant.id)) throw conflict(`tenant ${tenant.id} exists in the configuration`);
+    const row = this.encode(tenant);
+    await this.db.transaction(async (tx) => {
+      const inserted = await tx
+        .insert(tenants)
+        .values(row)
+        .onConflictDoNothing()
+        .returning({ id: tenants.id });
+      if (inserted.length === 0) throw conflict(`tenant ${tenant.id} already exists`);
+      await tx.execute(sql`select pg_notify(${CHANGED}, ${tenant.id})`);
+    });
+    this.cache.delete(tenant.id);
+  }
+
+  async replace(tenant: TenantConfig): Promise<void> {
+    this.assertWritable(tenant.id);
+    const row = this.encode(tenant);
+    await this.db.transaction(async (tx) => {
+      const updated = await tx
+        .update(tenants)
+        .set({ settings: row.settings, secretsEncrypted: row.secretsEncrypted, updatedAt: sql`now()` })
+        .where(eq(tenants.id, tenant.id))
+        .returning({ id: tenants.id });
+      if (updated.length === 0) throw notFound(`unknown tenant ${tenant.id}`);
+      await tx.execute(sql`select pg_notify(${CHANGED}, ${tenant.id})`);
+    });
+    this.cache.delete(tenant.id);
+  }
+
+  /**
+   * Deletes a database tenant with its conversations and messages (their text is the tenant's data, and
+   * nothing can answer them any more). Takes effect at once here, within a notification elsewhere.
+   */
+  async remove(id: string): Promise<void> {
+    this.assertWritable(id);
+    await this.db.transaction(async (tx) => {
+      const deleted = await tx.delete(tenants).where(eq(tenants.id, id)).returning({ id: tenants.id });
+      if (deleted.length === 0) throw notFound(`unknown tenant ${id}`);
+      await tx.delete(conversations).where(eq(conversations.tenantId, id));
+      await tx.delete(inboundMessages).where(eq(inboundMessages.tenantId, id));
+      await tx.execute(sql`select pg_notify(${CHANGED}, ${id})`);
+    });
+    this.cache.set(id, { at: Date.now() });
+  }
+
+  private assertWritable(id: string): void {
+    if (this.fixed.has(id)) throw conflict(`tenant ${id} comes from the configuration and is read-only here`);
+  }
+
+  private encode(tenant: TenantConfig) {
+    const { settings, secrets } = splitSecrets(tenant);
+    const { box } = this.options;
+    if (!box && Object.keys(secrets).length > 0) {
+      throw new HttpError(
+        409,
+        "SECRET_KEY_REQUIRED",
+        "BRIDGE_SECRET_KEY is not set: tenant secrets cannot be stored in PostgreSQL without it",
+      );
+    }
+    return {
+      id: tenant.id,
+      settings,
+      secretsEncrypted: box ? box.seal(tenant.id, JSON.stringify(secrets)) : null,
+      source: "api",
+    };
+  }
+
+  /** A stored tenant; undefined (logged) when its secrets do not decrypt for this id with this key. */
+  private decode(row: typeof tenants.$inferSelect): TenantConfig | undefined {
+    try {
+      const secrets = row.secretsEncrypted
+        ? (JSON.parse(this.requireBox().open(row.id, row.secretsEncrypted)) as Record<string, string>)
+        : {};
+      return tenantSchema.parse(joinSecrets(row.settings, secrets));
+    } catch (err) {
+      this.options.log.error({ tenant: row.id, err: (err as Error).message }, "stored tenant cannot be read");
+      return undefined;
+    }
+  }
+
+  private requireBox(): SecretBox {
+    if (!this.options.box) throw new Error("tenant secrets are encrypted but BRIDGE_SECRET_KEY is not set");
+    return this.options.box;
+  }
+}
+
+const conflict = (message: string) => new HttpError(409, "CONFLICT", message);
+
+/** Re-encrypts every stored tenant's secrets with a new key in one transaction (`bridge rotate-key`). */
+export async function rotateKey(db: Db, from: SecretBox, to: SecretBox): Promise<number> {
+  return db.transaction(async (tx) => {
+    const rows = await tx.select().from(tenants).for("update");
+    for (const row of rows) {
+      if (!row.secretsEncrypted) continue;
+      const secrets = from.open(row.id, row.secretsEncrypted);
+      await tx
+        .update(tenants)
+        .set({ secretsEncrypted: to.seal(row.id, secrets), updatedAt: sql`now()` })
+        .where(eq(tenants.id, row.id));
+    }
+    await tx.execute(sql`select pg_notify(${CHANGED}, '')`);
+    return rows.length;
+  });
+}

@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { QuickchatFake } from "../fakes/quickchat.js";
+import { startTestBridge, type TestBridge } from "../support/harness.js";
+import { LoopbackChannel, loopbackHeaders, loopbackTenant } from "../support/loopback-channel.js";
+
+describe("HTTP surface", () => {
+  let quickchat: QuickchatFake;
+  let bridge: TestBridge;
+
+  beforeAll(async () => {
+    quickchat = await new QuickchatFake({ scenarios: {} }).start();
+    bridge = await startTestBridge({
+      tenants: [loopbackTenant("acme", quickchat.url)],
+      adapters: { telegram: new LoopbackChannel() },
+      worker: false,
+    });
+  });
+  afterAll(async () => {
+    await bridge.stop();
+    await quickchat.close();
+  });
+
+  it("answers /healthz and /readyz, with a request id", async () => {
+    const health = await fetch(`${bridge.url}/healthz`);
+    expect(health.status).toBe(200);
+    expect(health.headers.get("x-request-id")).toBeTruthy();
+    const ready = await fetch(`${bridge.url}/readyz`);
+    expect(ready.status).toBe(200);
+  });
+
+  it("rejects bodies over 1 MiB with 413 in the JSON error shape", async () => {
+    const response = await bridge.post(
+      "/webhooks/acme/telegram",
+      "x".repeat(1024 * 1024 + 1),
+      loopbackHeaders(),
+    );
+    expect(response.status).toBe(413);
+    expect(await response.json()).toEqual({
+      errors: { root: [{ code: "PAYLOAD_TOO_LARGE", message: expect.stringContaining("1048576") }] },
+    });
+  });
+
+  it("answers 404 for unknown tenants, channels and routes", async () => {
+    for (const path of ["/webhooks/nobody/telegram", "/webhooks/acme/slack", "/webhooks/acme/fax", "/nope"]) {
+      const response = await bridge.post(path, "{}", loopbackHeaders());
+      expect(response.status, path).toBe(404);
+      const body = (await response.json()) as { errors: { root: { code: string }[] } };
+      expect(body.errors.root[0]?.code).toBe("NOT_FOUND");
+    }
+  });
+
+  it("answers 401 for a wrong secret and 400 for a malformed body", async () => {
+    const wrong = await bridge.post("/webhooks/acme/telegram", "{}", { "x-test-secret": "nope" });
+    expect(wrong.status).toBe(401);
+    const malformed = await bridge.post("/webhooks/acme/telegram", "{not json", loopbackHeaders());
+    expect(malformed.status).toBe(400);
+    expect(((await malformed.json()) as { errors: { root: { code: string }[] } }).errors.root[0]?.code).toBe(
+      "BAD_REQUEST",
+    );
+  });
+});
