@@ -116,8 +116,10 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
     await waitFor(() => channel.delivered.length === 1, 10_000);
     expect(quickchat.calls.length).toBeGreaterThan(1);
     expect(channel.thread("t1")[0]).toMatch(/can't answer right now/);
-    const [row] = await bridge.database.db.select().from(inboundMessages);
-    expect(row?.status).toBe("failed");
+    // The final status is written right after the last part is sent.
+    await waitFor(
+      async () => (await bridge.database.db.select().from(inboundMessages))[0]?.status === "failed",
+    );
   });
 
   it("calls Quickchat once for a redelivered message, even when redeliveries race", async () => {
