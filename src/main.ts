@@ -6,6 +6,8 @@ import { openDatabase } from "./db/client.js";
 import { migrate } from "./db/migrate.js";
 import { ConfigError } from "./errors.js";
 import { createLogger, type Logger } from "./log.js";
+import { loadSecretKey, parseKey, SecretBox } from "./tenants/secrets.js";
+import { rotateKey } from "./tenants/store.js";
 
 /** Config errors end the process with their message and exit code 2; anything else is a crash (1). */
 function fail(err: unknown): never {
@@ -91,6 +93,26 @@ program
     for (const line of webhookUrls(config)) process.stdout.write(`${line}\n`);
     if (!config.publicUrl)
       process.stdout.write("PUBLIC_URL is not set: replace <PUBLIC_URL> with your public base URL\n");
+  });
+
+program
+  .command("rotate-key")
+  .description("re-encrypt every stored tenant's secrets with NEW_BRIDGE_SECRET_KEY, in one transaction")
+  .action(async () => {
+    const { config, log } = setup();
+    const { settings } = config;
+    const next = process.env.NEW_BRIDGE_SECRET_KEY;
+    if (!next) throw new ConfigError("set NEW_BRIDGE_SECRET_KEY to the new key (openssl rand -base64 32)");
+    const database = await openDatabase({ url: settings.DATABASE_URL, dataDir: settings.DATA_DIR });
+    const current = loadSecretKey({
+      configured: settings.BRIDGE_SECRET_KEY,
+      embedded: database.kind === "pglite",
+      dataDir: settings.DATA_DIR,
+    });
+    if (!current) throw new ConfigError("set BRIDGE_SECRET_KEY to the current key");
+    const count = await rotateKey(database.db, new SecretBox(current), new SecretBox(parseKey(next)));
+    await database.close();
+    log.info({ tenants: count }, "tenant secrets re-encrypted: now set BRIDGE_SECRET_KEY to the new key");
   });
 
 const telegram = program.command("telegram").description("Telegram webhook management");
