@@ -18,12 +18,18 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
   let database: TestDatabase;
   let bridge: TestBridge;
 
-  async function setup(env: Record<string, string> = {}) {
-    quickchat = await new QuickchatFake({ scenarios: { "acme-scenario": "acme-token" } }).start();
+  async function setup(
+    env: Record<string, string> = {},
+    options: { scenarios?: Record<string, string>; kbTopic?: string } = {},
+  ) {
+    quickchat = await new QuickchatFake({
+      scenarios: options.scenarios ?? { "acme-scenario": "acme-token" },
+    }).start();
     channel = new LoopbackChannel();
     database = await createTestDatabase(kind);
+    const tenant = loopbackTenant("acme", quickchat.url);
     bridge = await startTestBridge({
-      tenants: [loopbackTenant("acme", quickchat.url)],
+      tenants: [{ ...tenant, quickchat: { ...tenant.quickchat, kb_topic: options.kbTopic } }],
       adapters: { telegram: channel },
       ...(database.url && { databaseUrl: database.url }),
       env,
@@ -88,14 +94,7 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
   });
 
   it("does not retry an unknown scenario and sends the unavailable text; the message is failed", async () => {
-    quickchat = await new QuickchatFake({ scenarios: {} }).start();
-    channel = new LoopbackChannel();
-    database = await createTestDatabase(kind);
-    bridge = await startTestBridge({
-      tenants: [loopbackTenant("acme", quickchat.url)],
-      adapters: { telegram: channel },
-      ...(database.url && { databaseUrl: database.url }),
-    });
+    await setup({}, { scenarios: {} });
     await send({ id: "m1", thread: "t1", user: "u1", text: "hi" });
     await waitFor(() => channel.delivered.length === 1);
     await new Promise((r) => setTimeout(r, 500));
@@ -193,15 +192,7 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
   });
 
   it("never sends more than 5 client_metadata keys", async () => {
-    quickchat = await new QuickchatFake({ scenarios: { "acme-scenario": "acme-token" } }).start();
-    channel = new LoopbackChannel();
-    database = await createTestDatabase(kind);
-    const tenant = loopbackTenant("acme", quickchat.url);
-    bridge = await startTestBridge({
-      tenants: [{ ...tenant, quickchat: { ...tenant.quickchat, kb_topic: "support" } }],
-      adapters: { telegram: channel },
-      ...(database.url && { databaseUrl: database.url }),
-    });
+    await setup({}, { kbTopic: "support" });
     await send({ id: "m1", thread: "t1", user: "u1", text: "hi" });
     await send({ id: "m2", thread: "t1", user: "u1", text: "again" });
     await waitFor(() => channel.delivered.length === 2);
