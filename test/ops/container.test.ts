@@ -1,0 +1,331 @@
+/**
+ * What can be checked about the container without a Docker engine: the Dockerfile's COPY sources exist after
+ * a build, the runtime stage's install + start command serve /healthz and stop cleanly on SIGTERM, the
+ * HEALTHCHECK command itself works, and compose's wiring (env names, port, health checks) matches the
+ * service's settings.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+
+const run = promisify(execFile);
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
+
+// --- Dockerfile parsing ---------------------------------------------------------------------------------
+
+interface Instruction {
+  op: string;
+  args: string;
+}
+interface Stage {
+  name: string;
+  base: string;
+  instructions: Instruction[];
+}
+
+function parseDockerfile(text: string): Stage[] {
+  const joined = text.replace(/\\\r?\n/g, " ");
+  const stages: Stage[] = [];
+  for (const raw of joined.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const match = /^(\S+)\s+(.*)$/.exec(line);
+    if (!match) continue;
+    const op = match[1]!.toUpperCase();
+    const args = match[2]!.trim();
+    if (op === "FROM") {
+      const [base = "", , name] = args.split(/\s+/);
+      stages.push({ name: name ?? String(stages.length), base, instructions: [] });
+    } else {
+      stages.at(-1)?.instructions.push({ op, args });
+    }
+  }
+  return stages;
+}
+
+/** COPY's flags and sources (the last word is the destination). */
+function copyOf(args: string): { from?: string; sources: string[]; dest: string } {
+  const words = args.startsWith("[") ? (JSON.parse(args) as string[]) : args.split(/\s+/);
+  const flags = words.filter((w) => w.startsWith("--"));
+  const paths = words.filter((w) => !w.startsWith("--"));
+  const from = flags.find((f) => f.startsWith("--from="))?.slice("--from=".length);
+  return { ...(from && { from }), sources: paths.slice(0, -1), dest: paths.at(-1)! };
+}
+
+const execForm = (args: string): string[] => JSON.parse(args) as string[];
+
+const dockerfile = parseDockerfile(read("docker/Dockerfile"));
+const buildStage = dockerfile.find((s) => s.name === "build")!;
+const runtime = dockerfile.at(-1)!;
+const runtimeOps = (op: string) => runtime.instructions.filter((i) => i.op === op);
+const runtimeEnv = Object.fromEntries(
+  runtimeOps("ENV").flatMap((i) => [...i.args.matchAll(/([A-Z_]+)=(\S+)/g)].map((m) => [m[1]!, m[2]!])),
+);
+
+// --- known settings --------------------------------------------------------------------------------------
+
+/** Every environment variable the service reads: the zod settings schema's keys and the shorthand's. */
+function knownVariables(): Set<string> {
+  const source = read("src/config/env.ts");
+  const schema = /const settingsSchema = z\.object\(\{([\s\S]*?)\n\}\);/.exec(source)?.[1] ?? "";
+  const settings = [...schema.matchAll(/^ {2}([A-Z][A-Z0-9_]*):/gm)].map((m) => m[1]!);
+  const shorthand = [...source.matchAll(/\bv\("([A-Z][A-Z0-9_]*)"\)/g)].map((m) => m[1]!);
+  expect(settings.length).toBeGreaterThan(10);
+  expect(shorthand.length).toBeGreaterThan(10);
+  return new Set([...settings, ...shorthand]);
+}
+/** Set by the runtime (Node itself, npm), not by the bridge's settings. */
+const PLATFORM_VARIABLES = new Set(["NODE_ENV"]);
+
+describe("Dockerfile", () => {
+  it("has a build stage and a runtime stage on an official Node 20 slim image", () => {
+    expect(dockerfile.length).toBeGreaterThanOrEqual(2);
+    for (const stage of dockerfile) expect(stage.base).toMatch(/^node:20(\.\d+)*-slim$/);
+    expect(buildStage.instructions.map((i) => i.args)).toContain("npm run build");
+    expect(JSON.parse(read("package.json")).scripts.build).toBe("tsc -p tsconfig.build.json");
+  });
+
+  it("runs compiled JavaScript with production dependencies only, as a non-root user", () => {
+    const installs = runtimeOps("RUN").map((i) => i.args);
+    expect(installs.some((a) => /npm ci --omit=dev --ignore-scripts/.test(a))).toBe(true);
+    expect(runtimeOps("COPY").some((i) => /(^|\s)src\b/.test(copyOf(i.args).sources.join(" ")))).toBe(false);
+    expect(runtimeOps("USER").map((i) => i.args)).toEqual(["node"]);
+    expect(execForm(runtimeOps("ENTRYPOINT")[0]!.args)).toEqual(["node", "bin/bridge.js"]);
+    expect(execForm(runtimeOps("CMD")[0]!.args)).toEqual(["serve"]);
+    expect(runtimeEnv.DATA_DIR).toBe("/data");
+    for (const name of Object.keys(runtimeEnv))
+      if (!PLATFORM_VARIABLES.has(name)) expect(knownVariables()).toContain(name);
+    expect(runtimeOps("EXPOSE").map((i) => i.args)).toEqual([runtimeEnv.PORT ?? "3000"]);
+  });
+
+  it("copies nothing from the build context that .dockerignore excludes or that does not exist", () => {
+    const ignored = read(".dockerignore")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith("#") && !l.startsWith("!"));
+    for (const stage of dockerfile) {
+      for (const copy of stage.instructions.filter((i) => i.op === "COPY").map((i) => copyOf(i.args))) {
+        if (copy.from) continue;
+        for (const source of copy.sources) {
+          expect(existsSync(join(ROOT, source)), `COPY ${source}`).toBe(true);
+          expect(ignored, `.dockerignore excludes ${source}`).not.toContain(source.split("/")[0]);
+        }
+      }
+    }
+  });
+});
+
+// --- the runtime stage, rebuilt in a temp directory --------------------------------------------------------
+
+let work: string;
+let app: string;
+let ci: { ok: boolean; output: string; ms: number };
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), "bridge-container-"));
+  app = join(work, "app");
+  mkdirSync(app);
+  // The build stage: `npm run build` is `tsc -p tsconfig.build.json`; emit into the temp copy instead of dist/.
+  await run("npx", ["tsc", "-p", "tsconfig.build.json", "--outDir", join(app, "dist")], { cwd: ROOT });
+  // The runtime stage's context copies (COPY --from=build /app/dist is the build output above).
+  for (const copy of runtimeOps("COPY").map((i) => copyOf(i.args))) {
+    if (copy.from) continue;
+    for (const source of copy.sources) cpSync(join(ROOT, source), join(app, source), { recursive: true });
+  }
+  const started = Date.now();
+  const args = ["ci", "--omit=dev", "--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund"];
+  ci = await run("npm", args, { cwd: app }).then(
+    (r) => ({ ok: true, output: r.stdout + r.stderr, ms: Date.now() - started }),
+    (e: { stdout?: string; stderr?: string }) => ({
+      ok: false,
+      output: `${e.stdout ?? ""}${e.stderr ?? ""}`,
+      ms: Date.now() - started,
+    }),
+  );
+  if (!ci.ok) {
+    // Keep checking the start command even when the lockfile is rejected (reported by its own test below):
+    // the same production dependency tree, resolved from package-lock.json by `npm install`.
+    await run("npm", ["install", "--no-save", ...args.slice(1)], { cwd: app });
+  }
+}, 180_000);
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe("runtime stage (rebuilt without Docker)", () => {
+  it("every path COPY --from=build takes exists after the build", () => {
+    for (const copy of runtimeOps("COPY").map((i) => copyOf(i.args))) {
+      if (copy.from !== "build") continue;
+      for (const source of copy.sources) {
+        expect(source.startsWith("/app/"), source).toBe(true);
+        expect(existsSync(join(app, source.slice("/app/".length))), `COPY --from=build ${source}`).toBe(true);
+      }
+    }
+    expect(existsSync(join(app, "dist/main.js"))).toBe(true);
+    expect(existsSync(join(app, "drizzle/meta/_journal.json"))).toBe(true);
+  });
+
+  it("`npm ci --omit=dev --ignore-scripts` accepts package.json and package-lock.json", () => {
+    const reason = ci.output
+      .split("\n")
+      .filter((l) => /EUSAGE|in sync|Missing:|ERR|error code/.test(l))
+      .join("\n");
+    expect(ci.ok, `npm ci failed (${ci.ms} ms):\n${reason || ci.output}`).toBe(true);
+  });
+
+  it("has no TypeScript toolchain at run time", () => {
+    expect(existsSync(join(app, "node_modules/typescript"))).toBe(false);
+    expect(existsSync(join(app, "node_modules/tsx"))).toBe(false);
+    expect(existsSync(join(app, "node_modules/prom-client"))).toBe(true);
+  });
+
+  it("`node bin/bridge.js serve` listens, answers /healthz and the HEALTHCHECK, and exits 0 on SIGTERM", async () => {
+    const dataDir = join(work, "data");
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? "",
+      HOME: work,
+      ...runtimeEnv,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      DATA_DIR: dataDir,
+    };
+    const child = spawn(process.execPath, ["bin/bridge.js", "serve"], { cwd: app, env });
+    try {
+      const url = await listeningUrl(child, 30_000);
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      expect((await fetch(`${url}/readyz`)).status).toBe(200);
+      expect(existsSync(dataDir)).toBe(true);
+
+      // The HEALTHCHECK's own command, run as Docker would inside the container.
+      const healthcheck = runtimeOps("HEALTHCHECK")[0]!.args;
+      expect(healthcheck).toContain("/healthz");
+      const command = execForm(healthcheck.slice(healthcheck.indexOf("CMD") + 3).trim());
+      expect(command[0]).toBe("node");
+      const port = new URL(url).port;
+      await expect(
+        run(process.execPath, command.slice(1), { env: { ...env, PORT: port } }),
+      ).resolves.toBeDefined();
+
+      const exit = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+      child.kill("SIGTERM");
+      expect(await exit).toBe(0);
+      // Once stopped, the same health check reports failure.
+      await expect(
+        run(process.execPath, command.slice(1), { env: { ...env, PORT: port } }),
+      ).rejects.toThrow();
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  }, 60_000);
+});
+
+/** Resolves with the url of the bridge's "listening" log line. */
+function listeningUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
+  return new Promise((resolveUrl, reject) => {
+    let output = "";
+    const timer = setTimeout(
+      () => reject(new Error(`no "listening" line within ${timeoutMs} ms:\n${output}`)),
+      timeoutMs,
+    );
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      for (const line of output.split("\n")) {
+        try {
+          const entry = JSON.parse(line) as { msg?: string; url?: string };
+          if (entry.msg === "listening" && entry.url) {
+            clearTimeout(timer);
+            resolveUrl(entry.url);
+          }
+        } catch {
+          // not a complete JSON line yet
+        }
+      }
+    };
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`bridge exited with ${code} before listening:\n${output}`));
+    });
+  });
+}
+
+// --- compose -----------------------------------------------------------------------------------------------
+
+interface ComposeService {
+  image?: string;
+  build?: { context: string; dockerfile: string };
+  command?: string[];
+  environment?: Record<string, string>;
+  env_file?: string | string[];
+  ports?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] | string };
+  volumes?: string[];
+}
+
+describe("docker/compose.yaml", () => {
+  const compose = parseYaml(read("docker/compose.yaml")) as {
+    services: Record<string, ComposeService>;
+    volumes?: Record<string, unknown>;
+  };
+  const db = compose.services.db!;
+  const bridge = compose.services.bridge!;
+  const env = bridge.environment ?? {};
+  /** Compose-style `${NAME:-default}` → default. */
+  const interpolate = (value: string) => value.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, "$1");
+
+  it("runs PostgreSQL 16 with a named volume and a pg_isready health check", () => {
+    expect(db.image).toMatch(/^postgres:16/);
+    const volume = db.volumes?.[0]?.split(":")[0] ?? "";
+    expect(compose.volumes).toHaveProperty(volume);
+    expect(JSON.stringify(db.healthcheck?.test)).toContain("pg_isready");
+  });
+
+  it("builds the bridge from docker/Dockerfile with the repository as context", () => {
+    expect(bridge.build?.context).toBe("..");
+    expect(resolve(ROOT, "docker", bridge.build!.context, bridge.build!.dockerfile)).toBe(
+      join(ROOT, "docker/Dockerfile"),
+    );
+    expect(bridge.command ?? ["serve"]).toEqual(["serve"]);
+  });
+
+  it("sets only variables the service knows, and points DATABASE_URL at the db service", () => {
+    const known = knownVariables();
+    for (const name of Object.keys(env)) expect(known, `compose sets ${name}`).toContain(name);
+    const url = new URL(interpolate(env.DATABASE_URL ?? ""));
+    expect(url.protocol).toBe("postgres:");
+    expect(url.hostname).toBe("db");
+    const dbEnv = db.environment ?? {};
+    expect(decodeURIComponent(url.username)).toBe(dbEnv.POSTGRES_USER);
+    expect(decodeURIComponent(url.password)).toBe(interpolate(dbEnv.POSTGRES_PASSWORD ?? ""));
+    expect(url.pathname).toBe(`/${dbEnv.POSTGRES_DB}`);
+  });
+
+  it("reads an env file whose template (.env.example) names only known variables, all of them", () => {
+    expect(bridge.env_file).toBe(".env");
+    const known = knownVariables();
+    const named = new Set([...read(".env.example").matchAll(/^#?\s?([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!));
+    for (const name of named) expect(known, `.env.example names ${name}`).toContain(name);
+    for (const name of known) expect(named, `.env.example lacks ${name}`).toContain(name);
+  });
+
+  it("publishes the port the bridge listens on and starts it once the database is healthy", () => {
+    const port = env.PORT ?? runtimeEnv.PORT ?? "3000";
+    expect(bridge.ports?.map((p) => p.split(":").at(-1))).toEqual([port]);
+    expect(bridge.depends_on?.db?.condition).toBe("service_healthy");
+  });
+
+  it("health-checks the bridge on /healthz at its port", () => {
+    const port = env.PORT ?? runtimeEnv.PORT ?? "3000";
+    const test = JSON.stringify(bridge.healthcheck?.test);
+    expect(test).toContain(`:${port}/healthz`);
+  });
+});
