@@ -214,9 +214,13 @@ export async function finish(
     .where(held(lease));
 }
 
-/** Returns a claimed message to the queue at once (shutdown). */
-export async function release(db: Db, lease: Lease): Promise<void> {
-  await db.update(inboundMessages).set({ leaseUntil: null, leaseOwner: null }).where(held(lease));
+/** Returns claimed messages to the queue at once (shutdown, or a claim past a tenant's cap). */
+export async function release(db: Db, leases: Lease[]): Promise<void> {
+  if (leases.length === 0) return;
+  await db
+    .update(inboundMessages)
+    .set({ leaseUntil: null, leaseOwner: null })
+    .where(or(...leases.map(held)));
 }
 
 /** A changed delivery route (Telegram group → supergroup) for this message. */

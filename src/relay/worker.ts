@@ -112,7 +112,7 @@ export class WorkerPool {
       ]);
     }
     const left = [...this.inFlight.values()];
-    await Promise.all(left.map((lease) => release(this.deps.database.db, lease).catch(() => {})));
+    await release(this.deps.database.db, left).catch(() => {});
     if (left.length > 0)
       this.deps.log.warn({ returned: left.length }, "returned unfinished messages to the queue");
   }
@@ -138,17 +138,15 @@ export class WorkerPool {
             owner: `${this.processId}:${++this.claimCount}`,
             excludeTenants: [...this.perTenant].filter(([, n]) => n >= cap).map(([id]) => id),
           });
-          let started = 0;
+          const over: Lease[] = [];
           for (const row of rows) {
-            if ((this.perTenant.get(row.tenantId) ?? 0) >= cap) {
-              // The batch took the tenant past its cap: hand the rest back at once.
-              void release(this.deps.database.db, { id: row.id, owner: row.leaseOwner ?? "" }).catch(() => {});
-              continue;
-            }
-            this.run(row);
-            started++;
+            if ((this.perTenant.get(row.tenantId) ?? 0) >= cap)
+              over.push({ id: row.id, owner: row.leaseOwner ?? "" });
+            else this.run(row);
           }
-          if (rows.length < limit || started === 0) break;
+          // The batch took a tenant past its cap: hand those back at once, in one statement.
+          await release(this.deps.database.db, over);
+          if (rows.length < limit || over.length === rows.length) break;
         }
       } while (this.refill && !this.stopping);
     } catch (err) {
