@@ -2,6 +2,7 @@
  * Times formatReply (parse + layout + split + render, markup and plain) for a typical 2 KB reply and a
  * 50 KB reply on each channel. Run with `npx tsx bench/format.ts`. Not a test: numbers depend on the machine.
  */
+import { pathToFileURL } from "node:url";
 import { type ChannelName, formatReply } from "../src/format/index.js";
 
 const CHANNELS: ChannelName[] = ["telegram", "slack", "whatsapp"];
@@ -39,13 +40,33 @@ function millisecondsPerCall(html: string, channel: ChannelName, iterations: num
   return Number(process.hrtime.bigint() - start) / 1e6 / iterations;
 }
 
-console.log(`typical reply: ${TYPICAL_REPLY.length} chars, long reply: ${LONG_REPLY.length} chars`);
-console.log("channel    2 KB ms/op   50 KB ms/op   50 KB parts");
-for (const channel of CHANNELS) {
-  const typical = millisecondsPerCall(TYPICAL_REPLY, channel, 20_000);
-  const long = millisecondsPerCall(LONG_REPLY, channel, 500);
-  const parts = formatReply(LONG_REPLY, channel).length;
-  console.log(
-    `${channel.padEnd(10)} ${typical.toFixed(4).padStart(11)} ${long.toFixed(3).padStart(13)} ${String(parts).padStart(13)}`,
-  );
+export interface FormatFigure {
+  channel: ChannelName;
+  /** ms per formatReply call for the ~2 KB reply. */
+  typicalMs: number;
+  /** ms per formatReply call for the ~50 KB reply. */
+  longMs: number;
+  longParts: number;
+}
+
+/** Times both replies on every channel (bench/run.ts uses this for its formatting figures). */
+export function formatFigures(iterations = { typical: 20_000, long: 500 }): FormatFigure[] {
+  return CHANNELS.map((channel) => ({
+    channel,
+    typicalMs: millisecondsPerCall(TYPICAL_REPLY, channel, iterations.typical),
+    longMs: millisecondsPerCall(LONG_REPLY, channel, iterations.long),
+    longParts: formatReply(LONG_REPLY, channel).length,
+  }));
+}
+
+export const REPLY_SIZES = { typical: TYPICAL_REPLY.length, long: LONG_REPLY.length };
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  console.log(`typical reply: ${TYPICAL_REPLY.length} chars, long reply: ${LONG_REPLY.length} chars`);
+  console.log("channel    2 KB ms/op   50 KB ms/op   50 KB parts");
+  for (const f of formatFigures()) {
+    console.log(
+      `${f.channel.padEnd(10)} ${f.typicalMs.toFixed(4).padStart(11)} ${f.longMs.toFixed(3).padStart(13)} ${String(f.longParts).padStart(13)}`,
+    );
+  }
 }

@@ -1,0 +1,689 @@
+/**
+ * `npm run bench`: sizes the bridge against a bare Hono + PostgreSQL baseline on this machine (issue 9).
+ * The service runs as a child process (`node bin/bridge.js serve`), the loopback fakes in another child
+ * (bench/fakes.ts), the baseline in a third; this process only generates load (autocannon) and measures.
+ * Never part of CI: the figures depend on the machine and on whatever else runs on it.
+ */
+import { type ChildProcess, execSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import autocannon from "autocannon";
+import postgres from "postgres";
+import { slackEventHeaders, slackPayloads } from "../test/fakes/slack.js";
+import { inboundText, signTwilioRequest, toFormBody, twilioSid } from "../test/fakes/twilio.js";
+import { formatFigures, REPLY_SIZES } from "./format.js";
+import { BENCH_IDS, type FakesReply, type FakesRequest, now } from "./shared.js";
+
+const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+/** Seconds per measured load phase. */
+const DURATION = Number(process.env.BENCH_DURATION ?? 8);
+const WARMUP = 2;
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const E2E_MESSAGES = Number(process.env.BENCH_E2E_MESSAGES ?? 4000);
+const TENANT = "bench";
+type Channel = "telegram" | "slack" | "whatsapp";
+const CHANNELS: Channel[] = ["telegram", "slack", "whatsapp"];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
+const log = (message: string) =>
+  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Processes, ports, databases
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `qb_bench_${randomBytes(5).toString("hex")}`;
+  const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  await admin.end();
+  const url = new URL(DATABASE_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
+      await sql.unsafe(`drop database if exists ${name} with (force)`);
+      await sql.end();
+    },
+  };
+}
+
+interface Service {
+  child: ChildProcess;
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function waitHealthy(url: string, child: ChildProcess, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`child exited with ${child.exitCode} before it was healthy`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`${url} not healthy after ${timeoutMs} ms`);
+}
+
+async function startChild(args: string[], env: Record<string, string>): Promise<Service> {
+  const port = await freePort();
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1" },
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(url, child);
+  return {
+    child,
+    url,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+function rssMb(pid: number | undefined): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = Number(status.match(/VmRSS:\s+(\d+)\s+kB/)?.[1] ?? Number.NaN);
+  return round(kb / 1024);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Fakes child
+
+interface Fakes {
+  urls: { quickchat: string; telegram: string; slack: string; twilio: string };
+  ask<T extends FakesReply["type"]>(request: FakesRequest): Promise<Extract<FakesReply, { type: T }>>;
+  stop(): void;
+}
+
+async function startFakes(): Promise<Fakes> {
+  const child = spawn(process.execPath, ["--import", "tsx", "bench/fakes.ts"], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const pending = new Map<number, (reply: FakesReply) => void>();
+  let seq = 0;
+  const ready = new Promise<FakesReply>((resolve) => pending.set(0, resolve));
+  child.on("message", (message: { seq: number; reply: FakesReply }) => {
+    pending.get(message.seq)?.(message.reply);
+    pending.delete(message.seq);
+  });
+  const first = await ready;
+  if (first.type !== "ready") throw new Error("fakes did not start");
+  return {
+    urls: first.urls,
+    ask<T extends FakesReply["type"]>(request: FakesRequest) {
+      return new Promise<Extract<FakesReply, { type: T }>>((resolve) => {
+        seq++;
+        pending.set(seq, (reply) => resolve(reply as Extract<FakesReply, { type: T }>));
+        child.send({ seq, request });
+      });
+    },
+    stop: () => child.kill("SIGTERM"),
+  };
+}
+
+function writeConfig(fakes: Fakes): string {
+  const dir = mkdtempSync(join(tmpdir(), "qb-bench-"));
+  const path = join(dir, "bridge.json");
+  const config = {
+    public_url: BENCH_IDS.publicUrl,
+    tenants: [
+      {
+        id: TENANT,
+        quickchat: {
+          scenario_id: BENCH_IDS.scenario,
+          token: BENCH_IDS.quickchatToken,
+          base_url: fakes.urls.quickchat,
+        },
+        telegram: {
+          bot_token: BENCH_IDS.telegramToken,
+          webhook_secret: BENCH_IDS.telegramSecret,
+          api_root: fakes.urls.telegram,
+        },
+        slack: {
+          signing_secret: BENCH_IDS.slackSigningSecret,
+          bot_token: BENCH_IDS.slackBotToken,
+          api_url: `${fakes.urls.slack}/api/`,
+        },
+        whatsapp: {
+          account_sid: BENCH_IDS.twilioSid,
+          auth_token: BENCH_IDS.twilioToken,
+          from: BENCH_IDS.twilioFrom,
+          api_base: fakes.urls.twilio,
+        },
+      },
+    ],
+  };
+  writeFileSync(path, JSON.stringify(config, null, 2));
+  return path;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Signed webhooks, unique per request
+
+let sequence = 0;
+
+interface Built {
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** A signed webhook for `channel` whose text carries the marker `m<seq>w<send time>` the fakes look for. */
+function buildWebhook(channel: Channel, threads: number): Built {
+  const seq = ++sequence;
+  const text = `m${seq}w${now().toFixed(3)}`;
+  const thread = seq % threads;
+  const path = `/webhooks/${TENANT}/${channel}`;
+  if (channel === "telegram") {
+    const chat = 1_000_000 + thread;
+    const body = JSON.stringify({
+      update_id: seq,
+      message: {
+        message_id: seq,
+        from: { id: chat, is_bot: false, first_name: "Bench", language_code: "en" },
+        chat: { id: chat, type: "private", first_name: "Bench" },
+        date: Math.floor(Date.now() / 1000),
+        text,
+      },
+    });
+    return {
+      path,
+      body,
+      headers: {
+        "content-type": "application/json",
+        "x-telegram-bot-api-secret-token": BENCH_IDS.telegramSecret,
+      },
+    };
+  }
+  if (channel === "slack") {
+    const body = JSON.stringify(
+      slackPayloads.dm({
+        team: BENCH_IDS.slackTeam,
+        channel: `D0BENCH${thread}`,
+        user: "U0BENCHUSER",
+        text,
+        ts: `${1_700_000_000 + seq}.000100`,
+      }),
+    );
+    return { path, body, headers: slackEventHeaders(BENCH_IDS.slackSigningSecret, body) };
+  }
+  const params = inboundText(text, {
+    accountSid: BENCH_IDS.twilioSid,
+    to: BENCH_IDS.twilioFrom,
+    from: `whatsapp:+3160${String(thread).padStart(7, "0")}`,
+    messageSid: twilioSid("SM"),
+  });
+  return {
+    path,
+    body: toFormBody(params),
+    headers: {
+      "content-type": "application/x-www-form-urlencoded",
+      "x-twilio-signature": signTwilioRequest(BENCH_IDS.twilioToken, BENCH_IDS.publicUrl + path, params),
+    },
+  };
+}
+
+interface LoadOptions {
+  url: string;
+  build: () => Built;
+  duration?: number;
+  amount?: number;
+  connections?: number;
+  overallRate?: number;
+}
+
+interface LoadResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  total: number;
+  non2xx: number;
+  errors: number;
+}
+
+async function load(options: LoadOptions): Promise<LoadResult> {
+  const result = await autocannon({
+    url: options.url,
+    connections: options.connections ?? CONNECTIONS,
+    ...(options.amount === undefined
+      ? { duration: options.duration ?? DURATION }
+      : { amount: options.amount }),
+    ...(options.overallRate !== undefined && { overallRate: options.overallRate }),
+    requests: [
+      {
+        method: "POST",
+        setupRequest: (request) => {
+          const built = options.build();
+          return { ...request, path: built.path, headers: built.headers, body: built.body };
+        },
+      },
+    ],
+  });
+  return {
+    rps: round(result.requests.average),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    total: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Scenarios
+
+const BRIDGE_ENV = {
+  LOG_LEVEL: "warn",
+  SHUTDOWN_TIMEOUT_SECONDS: "2",
+};
+
+async function withBridge<T>(
+  _fakes: Fakes,
+  configPath: string,
+  env: Record<string, string>,
+  fn: (bridge: Service, database: string) => Promise<T>,
+): Promise<T> {
+  const db = await freshDatabase();
+  const profile = process.env.BENCH_CPU_PROF
+    ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+    : [];
+  const bridge = await startChild([...profile, "bin/bridge.js", "serve"], {
+    ...BRIDGE_ENV,
+    ...env,
+    DATABASE_URL: db.url,
+    BRIDGE_CONFIG: configPath,
+  });
+  try {
+    return await fn(bridge, db.url);
+  } finally {
+    await bridge.stop();
+    await db.drop();
+  }
+}
+
+async function baseline() {
+  const db = await freshDatabase();
+  const service = await startChild(["--import", "tsx", "bench/baseline.ts"], { DATABASE_URL: db.url });
+  try {
+    const build = () => {
+      const built = buildWebhook("telegram", 1000);
+      return { ...built, path: "/webhook", headers: { ...built.headers, "x-bench-id": String(sequence) } };
+    };
+    await load({ url: service.url, build, duration: WARMUP });
+    return await load({ url: service.url, build });
+  } finally {
+    await service.stop();
+    await db.drop();
+  }
+}
+
+async function ackPath(fakes: Fakes, configPath: string, channel: Channel) {
+  await fakes.ask({ type: "reset" });
+  // The worker claims one message and waits on a Quickchat that never answers within the run.
+  await fakes.ask({ type: "latency", ms: 600_000 });
+  return withBridge(
+    fakes,
+    configPath,
+    { WORKER_CONCURRENCY: "1", QUICKCHAT_TIMEOUT_SECONDS: "900" },
+    async (bridge) => {
+      const build = () => buildWebhook(channel, 1000);
+      await load({ url: bridge.url, build, duration: WARMUP });
+      const saturated = await load({ url: bridge.url, build });
+      const rssLoaded = rssMb(bridge.child.pid);
+      const half = await load({
+        url: bridge.url,
+        build,
+        connections: 20,
+        overallRate: Math.max(1, Math.floor(saturated.rps / 2)),
+      });
+      return { saturated, half, rssAfterLoadMb: rssLoaded };
+    },
+  );
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await sleep(100);
+  }
+  return false;
+}
+
+async function endToEnd(fakes: Fakes, configPath: string) {
+  await fakes.ask({ type: "latency", ms: 0 });
+  return withBridge(fakes, configPath, {}, async (bridge) => {
+    // Warm up, let it drain, then measure a burst of E2E_MESSAGES from the first webhook to the last send.
+    await fakes.ask({ type: "reset" });
+    const warm = await load({ url: bridge.url, build: () => buildWebhook("telegram", 1000), amount: 1000 });
+    await waitFor(
+      async () => (await fakes.ask<"counts">({ type: "counts" })).sends >= warm.total - warm.non2xx,
+      30_000,
+    );
+    await fakes.ask({ type: "reset" });
+    const started = now();
+    const ingest = await load({
+      url: bridge.url,
+      build: () => buildWebhook("telegram", 1000),
+      amount: E2E_MESSAGES,
+    });
+    const ingestSeconds = (now() - started) / 1000;
+    const expected = ingest.total - ingest.non2xx;
+    const drained = await waitFor(
+      async () => (await fakes.ask<"counts">({ type: "counts" })).sends >= expected,
+      90_000,
+    );
+    const counts = await fakes.ask<"counts">({ type: "counts" });
+    const seconds = (counts.lastSendAt - started) / 1000;
+    return {
+      channel: "telegram",
+      messages: expected,
+      delivered: counts.sends,
+      drained,
+      ingestRps: round(expected / ingestSeconds),
+      seconds: round(seconds, 2),
+      msgsPerSecond: round(counts.sends / seconds),
+    };
+  });
+}
+
+async function addedLatency(fakes: Fakes, configPath: string) {
+  await fakes.ask({ type: "latency", ms: 0 });
+  return withBridge(fakes, configPath, {}, async (bridge) => {
+    await load({
+      url: bridge.url,
+      build: () => buildWebhook("telegram", 1000),
+      amount: 500,
+      overallRate: 200,
+    });
+    await sleep(1000);
+    await fakes.ask({ type: "reset" });
+    const started = now();
+    const result = await load({
+      url: bridge.url,
+      build: () => buildWebhook("telegram", 1000),
+      duration: DURATION,
+      connections: 20,
+      overallRate: 200,
+    });
+    await sleep(2000);
+    const { list } = await fakes.ask<"timelines">({ type: "timelines" });
+    const added: number[] = [];
+    const total: number[] = [];
+    const quickchat: number[] = [];
+    let missing = 0;
+    for (const t of list) {
+      if (t.webhookAt < started + 1000) continue; // the first second settles the rate
+      if (t.firstSend === undefined || t.qcArrive === undefined || t.qcDone === undefined) {
+        missing++;
+        continue;
+      }
+      const qc = t.qcDone - t.qcArrive;
+      quickchat.push(qc);
+      total.push(t.firstSend - t.webhookAt);
+      added.push(t.firstSend - t.webhookAt - qc);
+    }
+    for (const a of [added, total, quickchat]) a.sort((x, y) => x - y);
+    return {
+      rateAchieved: result.rps,
+      samples: added.length,
+      missing,
+      addedP50: round(percentile(added, 50), 2),
+      addedP99: round(percentile(added, 99), 2),
+      totalP50: round(percentile(total, 50), 2),
+      totalP99: round(percentile(total, 99), 2),
+      quickchatP50: round(percentile(quickchat, 50), 2),
+      ackP99: result.p99,
+    };
+  });
+}
+
+async function slowBackend(fakes: Fakes, configPath: string) {
+  const latencyMs = 2000;
+  const tenantCap = 256;
+  const workerCap = 512;
+  await fakes.ask({ type: "reset" });
+  await fakes.ask({ type: "latency", ms: latencyMs });
+  return withBridge(fakes, configPath, {}, async (bridge) => {
+    const started = now();
+    // Three messages in each of 1,000 threads, sent as fast as the bridge acknowledges them.
+    const ingest = await load({ url: bridge.url, build: () => buildWebhook("telegram", 1000), amount: 3000 });
+    let peakRss = rssMb(bridge.child.pid);
+    let peakQc = 0;
+    const sample = async () => {
+      peakRss = Math.max(peakRss, rssMb(bridge.child.pid));
+      const c = await fakes.ask<"counts">({ type: "counts" });
+      peakQc = Math.max(peakQc, c.qcPending);
+      return c;
+    };
+    while (now() - started < 5000) {
+      await sample();
+      await sleep(250);
+    }
+    const from = await sample();
+    const fromAt = now();
+    const window = Math.max(6, DURATION);
+    while (now() - fromAt < window * 1000) {
+      await sample();
+      await sleep(250);
+    }
+    const to = await sample();
+    const seconds = (now() - fromAt) / 1000;
+    const bound = Math.min(tenantCap, workerCap) / (latencyMs / 1000);
+    const rate = (to.sends - from.sends) / seconds;
+    return {
+      latencyMs,
+      threads: 1000,
+      ingested: ingest.total - ingest.non2xx,
+      ingestRps: ingest.rps,
+      msgsPerSecond: round(rate),
+      bound,
+      ratio: round(rate / bound, 3),
+      peakQuickchatInFlight: peakQc,
+      peakRssMb: peakRss,
+    };
+  });
+}
+
+async function memory(fakes: Fakes, configPath: string) {
+  await fakes.ask({ type: "reset" });
+  await fakes.ask({ type: "latency", ms: 20_000 });
+  return withBridge(
+    fakes,
+    configPath,
+    { WORKER_CONCURRENCY: "1000", TENANT_CONCURRENCY: "1000" },
+    async (bridge) => {
+      await sleep(2000);
+      const idleMb = rssMb(bridge.child.pid);
+      await load({
+        url: bridge.url,
+        build: () => buildWebhook("telegram", 1000),
+        amount: 1000,
+        connections: 20,
+      });
+      let inFlight = 0;
+      await waitFor(async () => {
+        inFlight = (await fakes.ask<"counts">({ type: "counts" })).qcPending;
+        return inFlight >= 1000;
+      }, 15_000);
+      await sleep(500);
+      const loadedMb = rssMb(bridge.child.pid);
+      return { idleMb, inFlight, loadedMb };
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+const TARGETS = {
+  ackRatio: 0.6,
+  ackP99HalfMs: 25,
+  e2eRatio: 0.2,
+  addedP50Ms: 5,
+  addedP99Ms: 30,
+  slowRatio: 0.9,
+  rssIdleMb: 150,
+  rssLoadedMb: 250,
+  format2kbMs: 0.2,
+};
+
+const mark = (ok: boolean) => (ok ? "met" : "MISSED");
+
+async function main(): Promise<void> {
+  const began = Date.now();
+  const load0 = loadavg();
+  const commit = execSync("git rev-parse HEAD").toString().trim();
+  const fakes = await startFakes();
+  const configPath = writeConfig(fakes);
+  if (process.env.BENCH_ONLY === "ack-telegram") {
+    // For profiling (BENCH_CPU_PROF=dir): the telegram ack path alone.
+    console.log(JSON.stringify(await ackPath(fakes, configPath, "telegram")));
+    fakes.stop();
+    return;
+  }
+  try {
+    log("baseline");
+    const base = await baseline();
+    log(`baseline ${base.rps} req/s`);
+    const ack: Record<string, Awaited<ReturnType<typeof ackPath>>> = {};
+    for (const channel of CHANNELS) {
+      log(`ack path ${channel}`);
+      ack[channel] = await ackPath(fakes, configPath, channel);
+      log(`ack ${channel} ${ack[channel]?.saturated.rps} req/s`);
+    }
+    log("end to end");
+    const e2e = await endToEnd(fakes, configPath);
+    log("added latency at 200 msg/s");
+    const latency = await addedLatency(fakes, configPath);
+    log("slow backend");
+    const slow = await slowBackend(fakes, configPath);
+    log("memory");
+    const mem = await memory(fakes, configPath);
+    log("formatting");
+    const format = formatFigures({ typical: 5000, long: 200 });
+
+    const results = {
+      date: new Date().toISOString(),
+      commit,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      node: process.version,
+      loadavgBefore: load0.map((x) => round(x, 2)),
+      loadavgAfter: loadavg().map((x) => round(x, 2)),
+      durationSeconds: DURATION,
+      connections: CONNECTIONS,
+      baseline: base,
+      ack: Object.fromEntries(
+        Object.entries(ack).map(([channel, a]) => [
+          channel,
+          { ...a, ratio: round(a.saturated.rps / base.rps, 3), halfRate: Math.floor(a.saturated.rps / 2) },
+        ]),
+      ),
+      endToEnd: { ...e2e, ratio: round(e2e.msgsPerSecond / base.rps, 3) },
+      addedLatency: latency,
+      slowBackend: slow,
+      memory: mem,
+      format: { sizes: REPLY_SIZES, channels: format },
+      targets: TARGETS,
+      runSeconds: Math.round((Date.now() - began) / 1000),
+    };
+    mkdirSync("bench/results", { recursive: true });
+    writeFileSync("bench/results/latest.json", `${JSON.stringify(results, null, 2)}\n`);
+
+    const rows: [string, string, string, string][] = [];
+    rows.push([
+      "baseline (Hono + INSERT)",
+      `${base.rps} req/s, p50 ${base.p50} / p99 ${base.p99} ms`,
+      "",
+      "",
+    ]);
+    for (const [channel, a] of Object.entries(results.ack)) {
+      rows.push([
+        `ack ${channel}`,
+        `${a.saturated.rps} req/s (${a.ratio}x), p50 ${a.saturated.p50} / p99 ${a.saturated.p99} ms`,
+        `>= ${TARGETS.ackRatio}x`,
+        mark(a.ratio >= TARGETS.ackRatio),
+      ]);
+      rows.push([
+        `ack ${channel} @ ${a.halfRate}/s`,
+        `p50 ${a.half.p50} / p99 ${a.half.p99} ms`,
+        `p99 <= ${TARGETS.ackP99HalfMs} ms`,
+        mark(a.half.p99 <= TARGETS.ackP99HalfMs),
+      ]);
+    }
+    const r = results.endToEnd;
+    rows.push([
+      "end to end (telegram)",
+      `${r.msgsPerSecond} msg/s (${r.ratio}x), ${r.delivered}/${r.messages} in ${r.seconds} s`,
+      `>= ${TARGETS.e2eRatio}x`,
+      mark(r.ratio >= TARGETS.e2eRatio),
+    ]);
+    rows.push([
+      "added latency @ 200/s",
+      `p50 ${latency.addedP50} / p99 ${latency.addedP99} ms (${latency.samples} msgs, ${latency.missing} missing)`,
+      `<= ${TARGETS.addedP50Ms} / ${TARGETS.addedP99Ms} ms`,
+      mark(latency.addedP50 <= TARGETS.addedP50Ms && latency.addedP99 <= TARGETS.addedP99Ms),
+    ]);
+    rows.push([
+      "slow backend (2 s, 1000 threads)",
+      `${slow.msgsPerSecond} msg/s of ${slow.bound} bound (${slow.ratio}x)`,
+      `>= ${TARGETS.slowRatio}x`,
+      mark(slow.ratio >= TARGETS.slowRatio),
+    ]);
+    rows.push([
+      "RSS idle / 1000 in flight",
+      `${mem.idleMb} / ${mem.loadedMb} MB (${mem.inFlight} in flight)`,
+      `<= ${TARGETS.rssIdleMb} / ${TARGETS.rssLoadedMb} MB`,
+      mark(mem.idleMb <= TARGETS.rssIdleMb && mem.loadedMb <= TARGETS.rssLoadedMb),
+    ]);
+    for (const f of format) {
+      rows.push([
+        `format ${f.channel}`,
+        `2 KB ${f.typicalMs.toFixed(4)} ms, 50 KB ${f.longMs.toFixed(3)} ms (${f.longParts} parts)`,
+        `2 KB <= ${TARGETS.format2kbMs} ms`,
+        mark(f.typicalMs <= TARGETS.format2kbMs),
+      ]);
+    }
+    const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((row) => row[i]?.length ?? 0)));
+    console.log(
+      `\ncommit ${commit.slice(0, 10)}, ${results.cpus} CPUs, node ${process.version}, load average ${results.loadavgBefore.join(" ")} -> ${results.loadavgAfter.join(" ")}`,
+    );
+    for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  "));
+    console.log(`\nwritten to bench/results/latest.json (${results.runSeconds} s)`);
+  } finally {
+    fakes.stop();
+  }
+}
+
+await main();
+process.exit(0);
