@@ -10,6 +10,7 @@ import { migrate } from "./db/migrate.js";
 import type { Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createQuickchatClient, type QuickchatClient } from "./quickchat/client.js";
+import { startRetention } from "./relay/retention.js";
 import { type AdapterMap, WorkerPool } from "./relay/worker.js";
 import { loadSecretKey, SecretBox } from "./tenants/secrets.js";
 import { TenantStore } from "./tenants/store.js";
@@ -89,6 +90,18 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       })
     : undefined;
   await worker?.start();
+  const stopRetention = options.worker
+    ? startRetention(
+        database.db,
+        {
+          messageDays: settings.RETENTION_DAYS,
+          conversationDays: settings.CONVERSATION_IDLE_DAYS,
+          batchSize: 500,
+        },
+        settings.RETENTION_INTERVAL_MINUTES * 60_000,
+        log,
+      )
+    : () => {};
 
   let draining = false;
   let server: ServerType | undefined;
@@ -133,6 +146,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
     metrics,
     async stop() {
       draining = true;
+      stopRetention();
       await worker?.stop(settings.SHUTDOWN_TIMEOUT_SECONDS * 1000);
       if (server) {
         const s = server;

@@ -14,7 +14,7 @@ export function createMetrics(readQueue: () => Promise<{ depth: number; oldest: 
     return pending;
   };
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: "bridge_process_" });
+  collectDefaultMetrics({ register: registry, prefix: "bridge_" });
   const metrics = {
     registry,
     webhooks: new Counter({

@@ -30,6 +30,11 @@ const settingsSchema = z.object({
   /** Fallback poll for new and due messages when no notification arrives. */
   POLL_INTERVAL_MS: int(10).default(1000),
   SHUTDOWN_TIMEOUT_SECONDS: int(0).default(25),
+  /** Finished messages keep their text this long. */
+  RETENTION_DAYS: int(1).default(30),
+  /** Conversations idle this long are forgotten (the thread's next message starts a new one). */
+  CONVERSATION_IDLE_DAYS: int(1).default(90),
+  RETENTION_INTERVAL_MINUTES: int(1).default(60),
 });
 
 export type Settings = z.output<typeof settingsSchema>;
