@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QuickchatFake } from "../fakes/quickchat.js";
-import { startTestBridge, type TestBridge } from "../support/harness.js";
+import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
 import { LoopbackChannel, loopbackHeaders, loopbackTenant } from "../support/loopback-channel.js";
 
 describe("HTTP surface", () => {
@@ -57,5 +57,28 @@ describe("HTTP surface", () => {
     expect(((await malformed.json()) as { errors: { root: { code: string }[] } }).errors.root[0]?.code).toBe(
       "BAD_REQUEST",
     );
+  });
+});
+
+describe("shutdown", () => {
+  it("answers new webhooks 503 while draining, so channels redeliver them", async () => {
+    const quickchat = await new QuickchatFake({ scenarios: { "acme-scenario": "acme-token" } }).start();
+    quickchat.latencyMs = 1500;
+    const channel = new LoopbackChannel();
+    const bridge = await startTestBridge({
+      tenants: [loopbackTenant("acme", quickchat.url)],
+      adapters: { telegram: channel },
+    });
+    const body = (id: string) => JSON.stringify({ id, thread: id, user: "u", text: "hi" });
+    expect((await bridge.post("/webhooks/acme/telegram", body("m1"), loopbackHeaders())).status).toBe(200);
+    await waitFor(() => quickchat.calls.length === 1);
+
+    const stopped = bridge.stop();
+    const late = await bridge.post("/webhooks/acme/telegram", body("m2"), loopbackHeaders());
+    expect(late.status).toBe(503);
+    await stopped;
+    // The message claimed before the signal was finished, not dropped.
+    expect(channel.delivered).toHaveLength(1);
+    await quickchat.close();
   });
 });
