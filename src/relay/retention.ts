@@ -50,7 +50,8 @@ export async function pruneOnce(
       .where(
         sql`(${conversations.tenantId}, ${conversations.channel}, ${conversations.threadKey}) in (
           select tenant_id, channel, thread_key from ${conversations}
-          where ${conversations.updatedAt} < ${conversationCutoff} limit ${policy.batchSize})`,
+          where ${conversations.updatedAt} < ${conversationCutoff.toISOString()}::timestamptz
+          limit ${policy.batchSize})`,
       )
       .returning({ convId: conversations.convId });
     forgotten += deleted.length;
