@@ -12,6 +12,7 @@ import { createLogger } from "../src/log.js";
 import { QuickchatFake } from "../test/fakes/quickchat.js";
 import { startFake } from "../test/fakes/server.js";
 import { createTelegramFake, deliverUpdate } from "../test/fakes/telegram.js";
+import { BOT } from "../test/telegram/updates.js";
 
 const BOT_TOKEN = "7000000001:AAdemoTokenForTheLoopbackFake_000000";
 const WEBHOOK_SECRET = "demo-webhook-secret";
@@ -29,23 +30,7 @@ async function main(): Promise<void> {
     scenarios: { "demo-scenario": "demo-token" },
     reply: () => QUICKCHAT_REPLY,
   }).start();
-  const telegram = createTelegramFake({
-    [BOT_TOKEN]: {
-      id: 7_000_000_001,
-      is_bot: true,
-      first_name: "Demo Support",
-      username: "demo_support_bot",
-      can_join_groups: true,
-      can_read_all_group_messages: false,
-      supports_inline_queries: false,
-      can_connect_to_business: false,
-      has_main_web_app: false,
-      has_topics_enabled: false,
-      allows_users_to_create_topics: false,
-      can_manage_bots: false,
-      supports_join_request_queries: false,
-    },
-  });
+  const telegram = createTelegramFake({ [BOT_TOKEN]: BOT });
   const telegramServer = await startFake(telegram.app);
 
   const settings = readSettings({
