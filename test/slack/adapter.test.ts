@@ -2,12 +2,11 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SlackRoute } from "../../src/channels/slack/inbound.js";
 import { createSlackAdapter } from "../../src/channels/slack/index.js";
 import { THINKING_STATUS } from "../../src/channels/slack/outbound.js";
-import {
-  type ChannelAdapter,
-  ChannelSendError,
-  type DeliveryTarget,
-  type WebhookRequest,
-  type WebhookResult,
+import type {
+  ChannelAdapter,
+  DeliveryTarget,
+  WebhookRequest,
+  WebhookResult,
 } from "../../src/channels/types.js";
 import { type SlackConfig, type TenantConfig, tenantSchema } from "../../src/config/schema.js";
 import { HttpError } from "../../src/errors.js";
@@ -20,6 +19,7 @@ import {
   slackEventHeaders,
   slackPayloads,
 } from "../fakes/slack.js";
+import { sendError } from "../support/send-error.js";
 
 const BOT: FakeSlackBot = { token: "xoxb-acme-1", teamId: "T0ACME", userId: "U0BOT", botId: "B0BOT" };
 const ROTATED: FakeSlackBot = { ...BOT, token: "xoxb-acme-2" };
@@ -74,16 +74,6 @@ async function receive(payload: object, t = tenant()): Promise<WebhookResult> {
   const req = webhook(payload);
   await adapter.verify(req, t.slack!, t);
   return adapter.receive(req, t.slack!, t);
-}
-
-async function sendError(promise: Promise<unknown>): Promise<ChannelSendError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof ChannelSendError))
-    throw new Error(`expected a ChannelSendError, got ${String(error)}`);
-  return error;
 }
 
 const dm = (text: string, ts: string) =>

@@ -8,17 +8,13 @@ import {
   getTelegramWebhookInfo,
   setTelegramWebhook,
 } from "../../src/channels/telegram/index.js";
-import {
-  ChannelSendError,
-  type DeliveryTarget,
-  type Route,
-  type WebhookRequest,
-} from "../../src/channels/types.js";
+import type { DeliveryTarget, Route, WebhookRequest } from "../../src/channels/types.js";
 import { type TelegramConfig, type TenantConfig, tenantSchema } from "../../src/config/schema.js";
 import { HttpError } from "../../src/errors.js";
 import { createLogger } from "../../src/log.js";
 import { type RunningFake, startFake } from "../fakes/server.js";
 import { createTelegramFake, TELEGRAM_TEXT_LIMIT, type TelegramFake } from "../fakes/telegram.js";
+import { sendError } from "../support/send-error.js";
 import {
   ALICE,
   BOT,
@@ -67,16 +63,6 @@ function webhook(update: Update | string, secret: string | null = SECRET): Webho
 
 function target(tenant: TenantConfig, route: Route): DeliveryTarget<TelegramConfig> {
   return { tenant, config: tenant.telegram!, route, threadKey: String(route.chat_id), inboundId: "1" };
-}
-
-async function sendError(promise: Promise<unknown>): Promise<ChannelSendError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof ChannelSendError))
-    throw new Error(`expected a ChannelSendError, got ${String(error)}`);
-  return error;
 }
 
 describe("receiving webhooks", () => {

@@ -1,11 +1,6 @@
 import { Hono } from "hono";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  ChannelSendError,
-  type DeliveryStatus,
-  type DeliveryTarget,
-  type Route,
-} from "../../src/channels/types.js";
+import type { DeliveryStatus, DeliveryTarget, Route } from "../../src/channels/types.js";
 import { createWhatsappAdapter } from "../../src/channels/whatsapp/index.js";
 import { type TenantConfig, tenantSchema, type WhatsappConfig } from "../../src/config/schema.js";
 import { HttpError } from "../../src/errors.js";
@@ -21,6 +16,7 @@ import {
   type TwilioFake,
   toFormBody,
 } from "../fakes/twilio.js";
+import { sendError } from "../support/send-error.js";
 
 const SID = "AC0123456789abcdef0123456789abcdef";
 const TOKEN = "0123456789abcdef0123456789abcdef";
@@ -50,15 +46,6 @@ function target(tenant: TenantConfig, route: Route = { to: USER, from: OURS, sta
     threadKey: `${OURS}|${USER}`,
     inboundId: "1",
   } satisfies DeliveryTarget<WhatsappConfig>;
-}
-
-async function sendError(promise: Promise<unknown>): Promise<ChannelSendError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ChannelSendError);
-  return error as ChannelSendError;
 }
 
 beforeAll(async () => {
