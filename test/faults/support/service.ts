@@ -1,0 +1,234 @@
+/**
+ * The fault suite's world: the real service as child processes (`bin/bridge.js serve`) on one PostgreSQL
+ * database, and the loopback fakes of Quickchat, Telegram, Slack and Twilio in this process, so the suite
+ * can break them on purpose and count every call they receive.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { QuickchatFake } from "../../fakes/quickchat.js";
+import { type RunningFake, startFake } from "../../fakes/server.js";
+import { createSlackFake, type FakeSlack } from "../../fakes/slack.js";
+import { createTelegramFake, type TelegramFake } from "../../fakes/telegram.js";
+import { createTwilioFake, type TwilioFake } from "../../fakes/twilio.js";
+import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../../support/db.js";
+import { BOT } from "../../telegram/updates.js";
+
+/** `npm run test:faults` sets FAULTS_FULL=1 for the sizes the issue names; `npm test` runs bounded ones. */
+export const FULL = process.env.FAULTS_FULL === "1";
+export const size = (bounded: number, full: number) => (FULL ? full : bounded);
+
+/** Every credential the fault tenant uses: the secret search looks for each of them. */
+export const IDS = {
+  scenario: "fault-scenario",
+  quickchatToken: "qc-fault-token-5f0c9d2e7a1b",
+  telegramToken: "7012345678:AAFaultTelegramToken_9c1d2e3f4a5b6c7d8e",
+  telegramSecret: "tg-fault-webhook-secret-77aa",
+  slackSigningSecret: "slack-fault-signing-secret-0d9e8f7a6b5c",
+  slackBotToken: "xoxb-fault-slack-bot-token-31b2c3d4",
+  slackTeam: "T0FAULT",
+  twilioSid: "AC0fau1t0000000000000000000000beef",
+  twilioToken: "twilio-fault-auth-token-4c5d6e7f8a9b",
+  twilioFrom: "whatsapp:+14155238886",
+  adminToken: "admin-fault-token-0123456789abcdef",
+  secretKey: Buffer.from("fault-suite-key-32-bytes-long!!!").toString("base64"),
+  /** Twilio signs the public URL; the service is told this one, whatever port it listens on. */
+  publicUrl: "http://bridge.fault.test",
+};
+
+export const SECRETS = [
+  IDS.quickchatToken,
+  IDS.telegramToken,
+  IDS.telegramSecret,
+  IDS.slackSigningSecret,
+  IDS.slackBotToken,
+  IDS.twilioToken,
+  IDS.adminToken,
+  IDS.secretKey,
+];
+
+export interface Fakes {
+  quickchat: QuickchatFake;
+  telegram: TelegramFake;
+  slack: FakeSlack;
+  twilio: TwilioFake;
+  urls: { quickchat: string; telegram: string; slack: string; twilio: string };
+  close(): Promise<void>;
+}
+
+export async function startFakes(): Promise<Fakes> {
+  const quickchat = await new QuickchatFake({ scenarios: { [IDS.scenario]: IDS.quickchatToken } }).start();
+  const telegram = createTelegramFake({ [IDS.telegramToken]: BOT });
+  const slack = createSlackFake({
+    bots: [{ token: IDS.slackBotToken, teamId: IDS.slackTeam, userId: "UBOTFAKE", botId: "BBOTFAKE" }],
+    users: [{ id: "U0FAULTUSER", name: "fault", realName: "Fault User" }],
+  });
+  const twilio = createTwilioFake({ [IDS.twilioSid]: IDS.twilioToken });
+  const servers: RunningFake[] = await Promise.all([
+    startFake(telegram.app),
+    startFake(slack.app),
+    startFake(twilio.app),
+  ]);
+  const [telegramServer, slackServer, twilioServer] = servers as [RunningFake, RunningFake, RunningFake];
+  return {
+    quickchat,
+    telegram,
+    slack,
+    twilio,
+    urls: {
+      quickchat: quickchat.url,
+      telegram: telegramServer.url,
+      slack: slackServer.url,
+      twilio: twilioServer.url,
+    },
+    async close() {
+      await Promise.all([...servers.map((s) => s.close()), quickchat.close()]);
+    },
+  };
+}
+
+/** The single-tenant shorthand for the fault tenant (id `default`), all three channels on the fakes. */
+export function serviceEnv(fakes: Fakes, databaseUrl: string): Record<string, string> {
+  return {
+    HOST: "127.0.0.1",
+    PORT: "0",
+    LOG_LEVEL: "info",
+    DATABASE_URL: databaseUrl,
+    PUBLIC_URL: IDS.publicUrl,
+    ADMIN_TOKEN: IDS.adminToken,
+    BRIDGE_SECRET_KEY: IDS.secretKey,
+    RETRY_BASE_MS: "100",
+    RETRY_MAX_DELAY_SECONDS: "1",
+    POLL_INTERVAL_MS: "200",
+    LEASE_SECONDS: "3",
+    SHUTDOWN_TIMEOUT_SECONDS: "2",
+    QUICKCHAT_SCENARIO_ID: IDS.scenario,
+    QUICKCHAT_TOKEN: IDS.quickchatToken,
+    QUICKCHAT_BASE_URL: fakes.urls.quickchat,
+    TELEGRAM_BOT_TOKEN: IDS.telegramToken,
+    TELEGRAM_WEBHOOK_SECRET: IDS.telegramSecret,
+    TELEGRAM_API_ROOT: fakes.urls.telegram,
+    SLACK_SIGNING_SECRET: IDS.slackSigningSecret,
+    SLACK_BOT_TOKEN: IDS.slackBotToken,
+    SLACK_API_URL: `${fakes.urls.slack}/api/`,
+    TWILIO_ACCOUNT_SID: IDS.twilioSid,
+    TWILIO_AUTH_TOKEN: IDS.twilioToken,
+    TWILIO_WHATSAPP_FROM: IDS.twilioFrom,
+    TWILIO_API_BASE: fakes.urls.twilio,
+  };
+}
+
+const BIN = new URL("../../../bin/bridge.js", import.meta.url).pathname;
+
+/** One `bridge serve` child process. Its output lines go to the shared `logs`, for the secret search. */
+export class ServiceProcess {
+  url = "";
+  private exitCode?: number | null;
+  private readonly exited: Promise<number | null>;
+
+  private constructor(
+    readonly child: ChildProcess,
+    logs: string[],
+  ) {
+    const collect = (chunk: Buffer) => logs.push(...chunk.toString().split("\n").filter(Boolean));
+    child.stdout!.on("data", collect);
+    child.stderr!.on("data", collect);
+    this.exited = new Promise((resolve) =>
+      child.once("exit", (code) => {
+        this.exitCode = code;
+        resolve(code);
+      }),
+    );
+  }
+
+  static async start(env: Record<string, string>, logs: string[]): Promise<ServiceProcess> {
+    const child = spawn(process.execPath, [BIN, "serve"], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const service = new ServiceProcess(child, logs);
+    service.url = await new Promise<string>((resolve, reject) => {
+      let output = "";
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        const match = output.match(/"url":"(http:\/\/[^"]+)"/);
+        if (match) {
+          child.stdout!.off("data", onData);
+          resolve(match[1]!);
+        }
+      };
+      child.stdout!.on("data", onData);
+      child.stderr!.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      service.exited.then((code) =>
+        reject(new Error(`service exited with ${code} before listening: ${output}`)),
+      );
+    });
+    return service;
+  }
+
+  get running(): boolean {
+    return this.exitCode === undefined;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** Resident memory in MB, read from /proc. */
+  rssMb(): number {
+    const status = readFileSync(`/proc/${this.pid}/status`, "utf8");
+    return Number(status.match(/VmRSS:\s+(\d+)\s+kB/)?.[1]) / 1024;
+  }
+
+  /** SIGKILL: no drain, no lease release; the process simply stops. */
+  async kill(): Promise<void> {
+    if (!this.running) return;
+    this.child.kill("SIGKILL");
+    await this.exited;
+  }
+
+  /** SIGTERM, then the exit code. */
+  async stop(): Promise<number | null> {
+    if (!this.running) return this.exitCode ?? null;
+    this.child.kill("SIGTERM");
+    const timer = setTimeout(() => this.child.kill("SIGKILL"), 15_000);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+/** A fresh database, the fakes, and any number of service processes sharing both. */
+export class FaultWorld {
+  readonly logs: string[] = [];
+  readonly services: ServiceProcess[] = [];
+
+  private constructor(
+    readonly fakes: Fakes,
+    readonly database: TestDatabase,
+    readonly env: Record<string, string>,
+  ) {}
+
+  static async create(extraEnv: Record<string, string> = {}): Promise<FaultWorld> {
+    if (!POSTGRES_URL) throw new Error("the fault suite needs PostgreSQL: set DATABASE_URL");
+    const fakes = await startFakes();
+    const database = await createPostgresDatabase();
+    return new FaultWorld(fakes, database, { ...serviceEnv(fakes, database.url!), ...extraEnv });
+  }
+
+  async startService(extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
+    const service = await ServiceProcess.start({ ...this.env, ...extraEnv }, this.logs);
+    this.services.push(service);
+    return service;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.services.map((s) => s.stop()));
+    await this.fakes.close();
+    await this.database.drop();
+  }
+}
+
+/** Only PostgreSQL runs the fault suite: `describe.runIf(POSTGRES_AVAILABLE)`. */
+export const POSTGRES_AVAILABLE = POSTGRES_URL !== undefined;
