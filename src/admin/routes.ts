@@ -2,7 +2,7 @@ import { and, count, desc, eq, sql } from "drizzle-orm";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { safeEqual } from "../channels/shared.js";
-import { tenantSchema } from "../config/schema.js";
+import { tenantId, tenantSchema } from "../config/schema.js";
 import type { Db } from "../db/client.js";
 import { conversations, inboundMessages, MESSAGE_STATUSES, outboundMessages } from "../db/schema.js";
 import { HttpError, notFound, unauthorized } from "../errors.js";
@@ -16,6 +16,8 @@ export interface AdminDeps {
   /** Wakes the worker pool after a retry re-queues a message. */
   wake(): void;
 }
+
+const CHANNEL = z.enum(["telegram", "slack", "whatsapp"]);
 
 const page = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(10),
@@ -99,10 +101,7 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
 
   app.get("/tenants/:id/conversations", async (c) => {
     const id = (await existing(c.req.param("id"))).id;
-    const query = validate(
-      page.extend({ channel: z.enum(["telegram", "slack", "whatsapp"]).optional() }),
-      c.req.query(),
-    );
+    const query = validate(page.extend({ channel: CHANNEL.optional() }), c.req.query());
     const where = and(
       eq(conversations.tenantId, id),
       query.channel ? eq(conversations.channel, query.channel) : undefined,
@@ -126,13 +125,18 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
 
   app.delete("/tenants/:id/conversations/:threadId", async (c) => {
     const id = (await existing(c.req.param("id"))).id;
-    const channel = c.req.query("channel");
+    const { channel } = validate(z.object({ channel: CHANNEL.optional() }), {
+      channel: c.req.query("channel") || undefined,
+    });
+    const threadId = c.req.param("threadId");
+    // Thread keys never hold NUL (PostgreSQL text cannot), so no conversation matches one that does.
+    if (threadId.includes("\u0000")) throw notFound("no conversation for that thread");
     const deleted = await db
       .delete(conversations)
       .where(
         and(
           eq(conversations.tenantId, id),
-          eq(conversations.threadKey, c.req.param("threadId")),
+          eq(conversations.threadKey, threadId),
           channel ? eq(conversations.channel, channel) : undefined,
         ),
       )
@@ -143,7 +147,7 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
 
   app.get("/messages", async (c) => {
     const query = validate(
-      page.extend({ tenant: z.string().optional(), status: z.enum(MESSAGE_STATUSES).optional() }),
+      page.extend({ tenant: tenantId.optional(), status: z.enum(MESSAGE_STATUSES).optional() }),
       c.req.query(),
     );
     const where = and(

@@ -1,5 +1,5 @@
 import { eq, sql } from "drizzle-orm";
-import { type TenantConfig, tenantSchema } from "../config/schema.js";
+import { type TenantConfig, tenantId, tenantSchema } from "../config/schema.js";
 import type { Database, Db } from "../db/client.js";
 import { conversations, inboundMessages, tenants } from "../db/schema.js";
 import { ConfigError, HttpError, notFound } from "../errors.js";
@@ -68,6 +68,8 @@ export class TenantStore implements TenantRegistry {
   async get(id: string): Promise<TenantConfig | undefined> {
     const fixed = this.fixed.get(id);
     if (fixed) return fixed;
+    // No tenant can have such an id; the database would reject some (NUL), and the cache need not hold them.
+    if (!tenantId.safeParse(id).success) return undefined;
     const cached = this.cache.get(id);
     if (cached && Date.now() - cached.at < this.ttlMs) return cached.tenant;
     const [row] = await this.db.select().from(tenants).where(eq(tenants.id, id));
@@ -119,6 +121,7 @@ export class TenantStore implements TenantRegistry {
    */
   async remove(id: string): Promise<void> {
     this.assertWritable(id);
+    if (!tenantId.safeParse(id).success) throw notFound(`unknown tenant ${id}`);
     await this.db.transaction(async (tx) => {
       const deleted = await tx.delete(tenants).where(eq(tenants.id, id)).returning({ id: tenants.id });
       if (deleted.length === 0) throw notFound(`unknown tenant ${id}`);

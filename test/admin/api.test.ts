@@ -379,3 +379,25 @@ describe("conversations and failed messages", () => {
     expect(all.json.count).toBeGreaterThan(2);
   });
 });
+
+describe("NUL characters (found by the fault suite's bad-input run)", () => {
+  it("in tenant ids, thread ids and filters are a 4xx, not a database error", async () => {
+    for (const [method, path, status] of [
+      ["GET", "/tenants/a%00b", 404],
+      ["DELETE", "/tenants/a%00b", 404],
+      ["GET", "/tenants/a%00b/conversations", 404],
+      ["DELETE", "/tenants/static-co/conversations/x%00y", 404],
+      ["DELETE", "/tenants/static-co/conversations/x?channel=%00", 422],
+      ["GET", "/messages?tenant=%00", 422],
+    ] as const) {
+      const response = await admin.call(method, path);
+      expect(response.status, `${method} ${path}`).toBe(status);
+      expect(response.json.errors.root[0].code).toMatch(/NOT_FOUND|VALIDATION_ERROR/);
+    }
+    const webhook = await fetch(`${bridge.url}/webhooks/static-co%00/telegram`, {
+      method: "POST",
+      body: "{}",
+    });
+    expect(webhook.status).toBe(404);
+  });
+});
