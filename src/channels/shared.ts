@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { InboundMessage } from "./types.js";
 
 /** Constant-time string comparison; hashing first makes the time independent of the lengths too. */
 export function safeEqual(a: string, b: string): boolean {
@@ -14,4 +15,22 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
   if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/**
+ * The message with every string made storable: PostgreSQL text and jsonb hold neither NUL characters nor
+ * unpaired UTF-16 surrogates, and a webhook's JSON may carry both (`\u0000`, `\ud800`). NULs are dropped,
+ * unpaired surrogates become U+FFFD, as a UTF-8 encoder would write them.
+ */
+export function storable(message: InboundMessage): InboundMessage {
+  return clean(message) as InboundMessage;
+}
+
+function clean(value: unknown): unknown {
+  if (typeof value === "string") return value.replaceAll("\u0000", "").replace(/\p{Cs}/gu, "\ufffd");
+  if (Array.isArray(value)) return value.map(clean);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([key, child]) => [clean(key), clean(child)]));
+  }
+  return value;
 }

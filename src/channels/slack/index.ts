@@ -1,5 +1,6 @@
 import type { SlackConfig } from "../../config/schema.js";
 import { HttpError } from "../../errors.js";
+import { storable } from "../shared.js";
 import type { AdapterDeps, ChannelAdapter, DeliveryTarget, WebhookResult } from "../types.js";
 import { decodeSlackPayload, parseSlackEvent, type SlackIdentity } from "./inbound.js";
 import { classifySlackError, postMessage, readRoute, setThinkingStatus } from "./outbound.js";
@@ -63,7 +64,7 @@ export function createSlackAdapter(
       }
       const result = parseSlackEvent(payload.envelope, identity);
       if (result.type === "ignored") return { type: "messages", messages: [], ignored: result.reason };
-      return { type: "messages", messages: [result.message] };
+      return { type: "messages", messages: [storable(result.message)] };
     },
 
     ack: () => new Response(null, { status: 200 }),

@@ -2,6 +2,7 @@ import type { Api } from "grammy";
 import type { Update } from "grammy/types";
 import type { TelegramConfig } from "../../config/schema.js";
 import { badRequest, HttpError } from "../../errors.js";
+import { storable } from "../shared.js";
 import type { AdapterDeps, ChannelAdapter, DeliveryTarget, WebhookResult } from "../types.js";
 import { type BotIdentity, needsBotIdentity, parseUpdate, updateProblem } from "./inbound.js";
 import { classifySendError, createTelegramApi, sendTelegramMessage, sendTelegramTyping } from "./outbound.js";
@@ -73,7 +74,7 @@ export function createTelegramAdapter(deps: AdapterDeps): ChannelAdapter<Telegra
       const bot = needsBotIdentity(update) ? await identityOf(tenant.id, config) : undefined;
       const result = parseUpdate(update, bot);
       return result.type === "message"
-        ? { type: "messages", messages: [result.message] }
+        ? { type: "messages", messages: [storable(result.message)] }
         : { type: "messages", messages: [], ignored: result.reason };
     },
 

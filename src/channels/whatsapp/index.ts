@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { WhatsappConfig } from "../../config/schema.js";
+import { storable } from "../shared.js";
 import { type AdapterDeps, type ChannelAdapter, ChannelSendError } from "../types.js";
 import { readTwilioForm } from "./form.js";
 import { parseIncomingMessage, parseStatusCallback } from "./inbound.js";
@@ -45,7 +46,7 @@ export function createWhatsappAdapter(deps: AdapterDeps): ChannelAdapter<Whatsap
       const statusCallback = `${base}/webhooks/${tenant.id}/whatsapp/status`;
       const result = parseIncomingMessage(readTwilioForm(req), { statusCallback });
       return result.type === "message"
-        ? { type: "messages", messages: [result.message] }
+        ? { type: "messages", messages: [storable(result.message)] }
         : { type: "messages", messages: [], ignored: result.reason };
     },
 
