@@ -124,14 +124,20 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       ...(config.publicUrl && { publicUrl: config.publicUrl }),
       isDraining: () => draining,
     });
+    // Slow or stalled clients are cut off instead of holding sockets: node answers 408 and closes the
+    // connection when the headers, or the whole request, have not arrived in time. It checks every
+    // connectionsCheckingInterval (30 s by default, too coarse for these timeouts).
+    const requestTimeout = settings.HTTP_REQUEST_TIMEOUT_SECONDS * 1000;
+    const serverOptions = {
+      requestTimeout,
+      headersTimeout: Math.min(settings.HTTP_HEADERS_TIMEOUT_SECONDS * 1000, requestTimeout),
+      connectionsCheckingInterval: Math.min(1000, requestTimeout / 2),
+    };
     server = await new Promise<ServerType>((resolve) => {
-      const s = serve({ fetch: app.fetch, hostname: settings.HOST, port: settings.PORT }, () => resolve(s));
+      const s = serve({ fetch: app.fetch, hostname: settings.HOST, port: settings.PORT, serverOptions }, () =>
+        resolve(s),
+      );
     });
-    // Slow or stalled clients are cut off instead of holding sockets.
-    if ("requestTimeout" in server) {
-      server.requestTimeout = 30_000;
-      server.headersTimeout = 10_000;
-    }
     const address = server.address() as AddressInfo;
     const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
     url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}`;

@@ -30,6 +30,10 @@ const settingsSchema = z.object({
   /** Fallback poll for new and due messages when no notification arrives. */
   POLL_INTERVAL_MS: int(10).default(1000),
   SHUTDOWN_TIMEOUT_SECONDS: int(0).default(25),
+  /** A client must send its whole request (headers and body) within this, else it is cut off. */
+  HTTP_REQUEST_TIMEOUT_SECONDS: int(1).default(30),
+  /** ... and its headers within this (capped at the request timeout). */
+  HTTP_HEADERS_TIMEOUT_SECONDS: int(1).default(10),
   /** Finished messages keep their text this long. */
   RETENTION_DAYS: int(1).default(30),
   /** Conversations idle this long are forgotten (the thread's next message starts a new one). */
