@@ -38,6 +38,8 @@ export class QuickchatFake {
   readonly calls: QuickchatCall[] = [];
   /** Milliseconds to wait before answering each request. */
   latencyMs = 0;
+  /** While set, every request is recorded and answered 503 "Service unavailable" (an outage). */
+  outage = false;
   private readonly failures: InjectedFailure[] = [];
   private readonly conversations = new Map<string, { scenario: string; ord: number }>();
   private nextConv = 1;
@@ -85,6 +87,7 @@ export class QuickchatFake {
       }
       this.calls.push({ authorization: c.req.header("authorization") ?? null, body, at });
       if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+      if (this.outage) return c.text("Service unavailable", 503);
 
       const injected = this.failures.shift();
       if (injected) return c.text(injected.body, injected.status as 500, injected.headers);
