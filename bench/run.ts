@@ -1,6 +1,7 @@
 /**
  * `npm run bench`: sizes the bridge against a bare Hono + PostgreSQL baseline on this machine (issue 9).
- * The service runs as a child process (`node bin/bridge.js serve`), the loopback fakes in another child
+ * The service runs compiled, as production runs it (tsc into .bench-dist, then `node .bench-dist/main.js
+ * serve`), as a child process; the loopback fakes in another child
  * (bench/fakes.ts), the baseline in a third; this process only generates load (autocannon) and measures.
  * Never part of CI: the figures depend on the machine and on whatever else runs on it.
  */
@@ -24,6 +25,8 @@ const WARMUP = 2;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const E2E_MESSAGES = Number(process.env.BENCH_E2E_MESSAGES ?? 4000);
 const TENANT = "bench";
+/** Compiled service; one level below the repository root, like dist/, so it finds drizzle/ and node_modules. */
+const BUILD_DIR = ".bench-dist";
 type Channel = "telegram" | "slack" | "whatsapp";
 const CHANNELS: Channel[] = ["telegram", "slack", "whatsapp"];
 
@@ -317,7 +320,7 @@ async function withBridge<T>(
   const profile = process.env.BENCH_CPU_PROF
     ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
     : [];
-  const bridge = await startChild([...profile, "bin/bridge.js", "serve"], {
+  const bridge = await startChild([...profile, `${BUILD_DIR}/main.js`, "serve"], {
     ...BRIDGE_ENV,
     ...env,
     DATABASE_URL: db.url,
@@ -563,12 +566,32 @@ async function main(): Promise<void> {
   const began = Date.now();
   const load0 = loadavg();
   const commit = execSync("git rev-parse HEAD").toString().trim();
+  log("compiling the service");
+  execSync(`npx tsc -p tsconfig.build.json --outDir ${BUILD_DIR}`, { stdio: "inherit" });
   const fakes = await startFakes();
   const configPath = writeConfig(fakes);
-  if (process.env.BENCH_ONLY === "ack-telegram") {
-    // For profiling (BENCH_CPU_PROF=dir): the telegram ack path alone.
-    console.log(JSON.stringify(await ackPath(fakes, configPath, "telegram")));
-    fakes.stop();
+  if (process.env.BENCH_ONLY) {
+    // For profiling and quick comparisons (BENCH_ONLY=baseline,ack-telegram BENCH_CPU_PROF=dir): the named
+    // scenarios only, printed as JSON; latest.json is left alone.
+    const scenarios: Record<string, () => Promise<unknown>> = {
+      baseline,
+      "ack-telegram": () => ackPath(fakes, configPath, "telegram"),
+      "ack-slack": () => ackPath(fakes, configPath, "slack"),
+      "ack-whatsapp": () => ackPath(fakes, configPath, "whatsapp"),
+      e2e: () => endToEnd(fakes, configPath),
+      latency: () => addedLatency(fakes, configPath),
+      slow: () => slowBackend(fakes, configPath),
+      memory: () => memory(fakes, configPath),
+    };
+    try {
+      for (const name of process.env.BENCH_ONLY.split(",")) {
+        const scenario = scenarios[name];
+        if (!scenario) throw new Error(`unknown scenario ${name}; known: ${Object.keys(scenarios).join(", ")}`);
+        console.log(`${name} ${JSON.stringify(await scenario())}`);
+      }
+    } finally {
+      fakes.stop();
+    }
     return;
   }
   try {

@@ -1,10 +1,10 @@
-import { type Context, Hono } from "hono";
+import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import type { ChannelName, WebhookRequest } from "./channels/types.js";
 import type { Database } from "./db/client.js";
 import { ping } from "./db/client.js";
-import { insertMessages } from "./db/inbox.js";
+import { InboxWriter } from "./db/inbox-writer.js";
 import { migrationsApplied } from "./db/migrate.js";
 import { updatePartStatus } from "./db/outbound.js";
 import { HttpError, notFound } from "./errors.js";
@@ -37,6 +37,7 @@ export function errorBody(code: string, message: string, details?: { message: st
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
   const { log, metrics } = deps;
+  const inbox = new InboxWriter(deps.database.db);
 
   app.use(requestId());
   app.use(async (c, next) => {
@@ -75,14 +76,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   if (deps.admin) app.route("/admin", deps.admin);
 
-  const limit = bodyLimit({
-    maxSize: MAX_BODY_BYTES,
+  const tooLarge = (c: Context) =>
     // The rest of the body is never read, so the connection cannot be reused.
-    onError: (c) =>
-      c.json(errorBody("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`), 413, {
-        connection: "close",
-      }),
-  });
+    c.json(errorBody("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`), 413, {
+      connection: "close",
+    });
+  const streamLimit = bodyLimit({ maxSize: MAX_BODY_BYTES, onError: tooLarge });
+  /**
+   * A declared Content-Length (every channel sends one) is checked up front, and the body is then read
+   * straight from the socket; only a chunked body goes through the counting stream, which costs a full
+   * web Request per webhook.
+   */
+  const limit: MiddlewareHandler = async (c, next) => {
+    const declared = c.req.header("content-length");
+    if (declared === undefined) return streamLimit(c, next);
+    if (Number(declared) > MAX_BODY_BYTES) return tooLarge(c);
+    await next();
+  };
 
   /** Resolves tenant, adapter and channel config, reads the raw body and verifies the request. */
   async function verified(c: Context<Env>, channelName: string) {
@@ -121,7 +131,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (result.type === "response") return result.response;
     let outcome = "ignored";
     if (result.messages.length > 0) {
-      const stored = await insertMessages(deps.database.db, tenant.id, adapter.channel, result.messages);
+      const stored = await inbox.store(tenant.id, adapter.channel, result.messages);
       outcome = stored > 0 ? "stored" : "duplicate";
     } else if (result.ignored) {
       log.debug({ tenant: tenant.id, channel: adapter.channel, reason: result.ignored }, "webhook ignored");

@@ -14,56 +14,88 @@ export interface Lease {
   owner: string;
 }
 
-function rowValues(tenantId: string, channel: ChannelName, m: InboundMessage) {
+/**
+ * PostgreSQL text and jsonb hold neither NUL nor an unpaired UTF-16 surrogate (jsonb rejects its escape);
+ * a channel that sends one must not make the message unstorable.
+ */
+const storable = (value: string) => {
+  const wellFormed = value.isWellFormed() ? value : value.toWellFormed();
+  return wellFormed.includes("\u0000") ? wellFormed.replaceAll("\u0000", "") : wellFormed;
+};
+
+function storableJson<T>(value: T): T {
+  if (typeof value === "string") return storable(value) as T;
+  if (Array.isArray(value)) return value.map(storableJson) as T;
+  if (value && typeof value === "object")
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [storable(k), storableJson(v)])) as T;
+  return value;
+}
+
+/** A new inbox row, named as the INSERT's record columns. */
+export interface InboxInsert {
+  tenant_id: string;
+  channel: ChannelName;
+  thread_key: string;
+  dedupe_key: string;
+  kind: string;
+  sender: InboundMessage["sender"];
+  route: Route;
+  text: string;
+}
+
+export function rowValues(tenantId: string, channel: ChannelName, m: InboundMessage): InboxInsert {
   return {
-    tenantId,
+    tenant_id: tenantId,
     channel,
-    threadKey: m.threadKey,
-    dedupeKey: m.dedupeKey,
+    thread_key: storable(m.threadKey),
+    dedupe_key: storable(m.dedupeKey),
     kind: m.kind,
-    sender: m.sender,
-    route: m.route,
-    text: m.text,
+    sender: storableJson(m.sender),
+    route: storableJson(m.route),
+    text: storable(m.text),
   };
 }
 
+/** The identity of a stored message: redeliveries share it. */
+export const messageKey = (r: { tenant_id: string; channel: string; dedupe_key: string }) =>
+  `${r.tenant_id}\u0000${r.channel}\u0000${r.dedupe_key}`;
+
+const rowsOf = <T>(result: unknown): T[] =>
+  Array.isArray(result) ? result : ((result as { rows?: T[] }).rows ?? []);
+
 /**
- * Stores webhook messages; a redelivery (same dedupe key) is a no-op. Returns how many were new.
- * Messages flagged `onlyInKnownThread` are stored only when the thread already has a conversation or an
- * earlier message (the bot answers or is answering there).
+ * Inserts rows in one statement, skipping those already stored; returns the keys (`messageKey`) inserted.
+ * The rows travel as one jsonb parameter, so the statement text is the same for any batch size (prepared
+ * once) and costs no per-row query building. Ids follow the rows' order, which keeps per-thread order.
  */
-export async function insertMessages(
-  db: Db,
-  tenantId: string,
-  channel: ChannelName,
-  messages: InboundMessage[],
-): Promise<number> {
-  const always = messages.filter((m) => !m.onlyInKnownThread);
-  let inserted = 0;
-  if (always.length > 0) {
-    const rows = await db
-      .insert(inboundMessages)
-      .values(always.map((m) => rowValues(tenantId, channel, m)))
-      .onConflictDoNothing()
-      .returning({ id: inboundMessages.id });
-    inserted += rows.length;
-  }
-  for (const m of messages.filter((x) => x.onlyInKnownThread)) {
-    const v = rowValues(tenantId, channel, m);
-    const known = sql`exists (select 1 from ${conversations} c where c.tenant_id = ${tenantId}
-        and c.channel = ${channel} and c.thread_key = ${m.threadKey})
-      or exists (select 1 from ${inboundMessages} i where i.tenant_id = ${tenantId}
-        and i.channel = ${channel} and i.thread_key = ${m.threadKey})`;
-    const result = await db.execute(sql`
-      insert into ${inboundMessages} (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text)
-      select ${v.tenantId}, ${v.channel}, ${v.threadKey}, ${v.dedupeKey}, ${v.kind},
-        ${JSON.stringify(v.sender)}::jsonb, ${JSON.stringify(v.route)}::jsonb, ${v.text}
-      where ${known}
-      on conflict do nothing
-      returning id`);
-    inserted += Array.isArray(result) ? result.length : ((result as { rows?: unknown[] }).rows?.length ?? 0);
-  }
-  return inserted;
+export async function insertRows(db: Db, rows: InboxInsert[]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const result = await db.execute(sql`
+    insert into ${inboundMessages} (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text)
+    select r.tenant_id, r.channel, r.thread_key, r.dedupe_key, r.kind, r.sender, r.route, r.text
+    from rows from (jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as (tenant_id text, channel text,
+      thread_key text, dedupe_key text, kind text, sender jsonb, route jsonb, text text))
+      with ordinality as r(tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text, ord)
+    order by r.ord
+    on conflict do nothing
+    returning tenant_id, channel, dedupe_key`);
+  return new Set(rowsOf<Parameters<typeof messageKey>[0]>(result).map(messageKey));
+}
+
+/** One conditional INSERT: stored only when the thread already has a conversation or an earlier message. */
+export async function insertInKnownThread(db: Db, v: InboxInsert): Promise<number> {
+  const known = sql`exists (select 1 from ${conversations} c where c.tenant_id = ${v.tenant_id}
+      and c.channel = ${v.channel} and c.thread_key = ${v.thread_key})
+    or exists (select 1 from ${inboundMessages} i where i.tenant_id = ${v.tenant_id}
+      and i.channel = ${v.channel} and i.thread_key = ${v.thread_key})`;
+  const result = await db.execute(sql`
+    insert into ${inboundMessages} (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text)
+    select ${v.tenant_id}, ${v.channel}, ${v.thread_key}, ${v.dedupe_key}, ${v.kind},
+      ${JSON.stringify(v.sender)}::jsonb, ${JSON.stringify(v.route)}::jsonb, ${v.text}
+    where ${known}
+    on conflict do nothing
+    returning id`);
+  return rowsOf(result).length;
 }
 
 /**

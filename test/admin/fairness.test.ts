@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InboundMessage } from "../../src/channels/types.js";
-import { insertMessages } from "../../src/db/inbox.js";
+import { InboxWriter } from "../../src/db/inbox-writer.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
 import { adminClient, adminEnv, ChannelFakes, credentials, PUBLIC_URL, sendTelegram } from "./support.js";
@@ -83,7 +83,7 @@ describe("per-tenant concurrency cap", () => {
           route: { chat_id: chat },
         };
       });
-      expect(await insertMessages(bridge.database.db, "flooded", "telegram", messages)).toBe(FLOOD);
+      expect(await new InboxWriter(bridge.database.db).store("flooded", "telegram", messages)).toBe(FLOOD);
       bridge.worker?.wake();
     }
     const floodMs = Date.now() - floodStart;

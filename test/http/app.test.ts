@@ -40,6 +40,24 @@ describe("HTTP surface", () => {
     });
   });
 
+  it("rejects a chunked body (no Content-Length) once it passes 1 MiB", async () => {
+    const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 17) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const response = await fetch(`${bridge.url}/webhooks/acme/telegram`, {
+      method: "POST",
+      body,
+      headers: loopbackHeaders(),
+      duplex: "half",
+    } as RequestInit);
+    expect(response.status).toBe(413);
+  });
+
   it("answers 404 for unknown tenants, channels and routes", async () => {
     for (const path of ["/webhooks/nobody/telegram", "/webhooks/acme/slack", "/webhooks/acme/fax", "/nope"]) {
       const response = await bridge.post(path, "{}", loopbackHeaders());
