@@ -586,7 +586,8 @@ async function main(): Promise<void> {
     try {
       for (const name of process.env.BENCH_ONLY.split(",")) {
         const scenario = scenarios[name];
-        if (!scenario) throw new Error(`unknown scenario ${name}; known: ${Object.keys(scenarios).join(", ")}`);
+        if (!scenario)
+          throw new Error(`unknown scenario ${name}; known: ${Object.keys(scenarios).join(", ")}`);
         console.log(`${name} ${JSON.stringify(await scenario())}`);
       }
     } finally {
