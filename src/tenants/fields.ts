@@ -67,12 +67,17 @@ export function maskTenant(tenant: TenantConfig): Json {
  */
 export function keepUnchangedSecrets(input: unknown, stored: TenantConfig | undefined): unknown {
   if (!stored || !input || typeof input !== "object") return input;
-  const merged = copy(input);
+  // Shallow copies of the request and its blocks: a deep clone of an arbitrarily nested body can overflow
+  // the stack, and only the blocks' own secret fields change.
+  const merged: Blocks = { ...(input as Blocks) };
   const previous = copy(stored);
   for (const [block, key] of SECRET_FIELDS) {
+    if (merged[block] && typeof merged[block] === "object" && !Array.isArray(merged[block])) {
+      merged[block] = { ...merged[block] };
+    }
     const target = merged[block];
     const old = previous[block]?.[key];
-    if (!target || typeof target !== "object" || typeof old !== "string") continue;
+    if (!target || typeof target !== "object" || Array.isArray(target) || typeof old !== "string") continue;
     const alternative = ALTERNATIVES[`${block}.${key}`];
     if (alternative && target[alternative] !== undefined && target[key] === undefined) continue;
     const sent = target[key];

@@ -51,6 +51,17 @@ describe("secret fields", () => {
     const merged = tenantSchema.parse(keepUnchangedSecrets(input, tenant));
     expect(merged.quickchat).toEqual({ scenario_id: "sc", api_key: "legacy-key" });
   });
+
+  it("handles an arbitrarily deep PUT body without overflowing the stack, and leaves the input alone", () => {
+    // Found by the fault suite's bad-input run: a deep clone of the request body answered 500.
+    const deep = JSON.parse(`${"[".repeat(100_000)}${"]".repeat(100_000)}`);
+    const input = { texts: deep, quickchat: { scenario_id: "sc" }, telegram: [] };
+    const merged = keepUnchangedSecrets(input, tenant) as Record<string, Record<string, unknown>>;
+    expect(merged.texts).toBe(deep);
+    expect(merged.quickchat).toEqual({ scenario_id: "sc", token: tenant.quickchat.token });
+    expect(input.quickchat).toEqual({ scenario_id: "sc" });
+    expect(merged.telegram).toEqual([]);
+  });
 });
 
 describe("key rotation", () => {
