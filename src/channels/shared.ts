@@ -26,8 +26,14 @@ export function storable(message: InboundMessage): InboundMessage {
   return clean(message) as InboundMessage;
 }
 
+/** One string made storable (see `storable`); the common clean string is returned as is. */
+export function storableText(value: string): string {
+  if (value.isWellFormed() && !value.includes("\u0000")) return value;
+  return value.toWellFormed().replaceAll("\u0000", "");
+}
+
 function clean(value: unknown): unknown {
-  if (typeof value === "string") return value.replaceAll("\u0000", "").replace(/\p{Cs}/gu, "\ufffd");
+  if (typeof value === "string") return storableText(value);
   if (Array.isArray(value)) return value.map(clean);
   if (value && typeof value === "object") {
     return Object.fromEntries(Object.entries(value).map(([key, child]) => [clean(key), clean(child)]));

@@ -14,23 +14,6 @@ export interface Lease {
   owner: string;
 }
 
-/**
- * PostgreSQL text and jsonb hold neither NUL nor an unpaired UTF-16 surrogate (jsonb rejects its escape);
- * a channel that sends one must not make the message unstorable.
- */
-const storable = (value: string) => {
-  const wellFormed = value.isWellFormed() ? value : value.toWellFormed();
-  return wellFormed.includes("\u0000") ? wellFormed.replaceAll("\u0000", "") : wellFormed;
-};
-
-function storableJson<T>(value: T): T {
-  if (typeof value === "string") return storable(value) as T;
-  if (Array.isArray(value)) return value.map(storableJson) as T;
-  if (value && typeof value === "object")
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [storable(k), storableJson(v)])) as T;
-  return value;
-}
-
 /** A new inbox row, named as the INSERT's record columns. */
 export interface InboxInsert {
   tenant_id: string;
@@ -47,12 +30,12 @@ export function rowValues(tenantId: string, channel: ChannelName, m: InboundMess
   return {
     tenant_id: tenantId,
     channel,
-    thread_key: storable(m.threadKey),
-    dedupe_key: storable(m.dedupeKey),
+    thread_key: m.threadKey,
+    dedupe_key: m.dedupeKey,
     kind: m.kind,
-    sender: storableJson(m.sender),
-    route: storableJson(m.route),
-    text: storable(m.text),
+    sender: m.sender,
+    route: m.route,
+    text: m.text,
   };
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { storableText } from "../channels/shared.js";
 import {
   type ChannelAdapter,
   type ChannelName,
@@ -218,13 +219,13 @@ export class WorkerPool {
           }
           const thread = { tenantId: row.tenantId, channel: row.channel, threadKey: row.threadKey };
           const conversation = answer.convId ? { ...thread, convId: answer.convId } : undefined;
-          if (
-            !(await storeReply(database.db, lease, { html: answer.html, error: answer.error, conversation }))
-          ) {
+          // Quickchat's HTML could carry a NUL, which the reply column cannot hold.
+          const html = storableText(answer.html);
+          if (!(await storeReply(database.db, lease, { html, error: answer.error, conversation }))) {
             log.warn("lease lost before the reply was stored; another worker has the message");
             return;
           }
-          reply = { html: answer.html, error: answer.error };
+          reply = { html, error: answer.error };
         }
         // storeReply gave delivery a fresh retry window.
         const delivering = row.status === "pending" ? { ...row, attempts: 0, giveUpAt: null } : row;

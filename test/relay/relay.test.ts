@@ -20,10 +20,11 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
 
   async function setup(
     env: Record<string, string> = {},
-    options: { scenarios?: Record<string, string>; kbTopic?: string } = {},
+    options: { scenarios?: Record<string, string>; kbTopic?: string; reply?: () => string } = {},
   ) {
     quickchat = await new QuickchatFake({
       scenarios: options.scenarios ?? { "acme-scenario": "acme-token" },
+      ...(options.reply && { reply: options.reply }),
     }).start();
     channel = new LoopbackChannel();
     database = await createTestDatabase(kind);
@@ -62,6 +63,13 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
     });
     // Quickchat's <br> arrives as a line break, its <b> as Telegram bold.
     expect(channel.thread("t1")[0]).toBe("You said: <b>hello</b>\n(message 2)");
+  });
+
+  it("stores and delivers a Quickchat reply that contains NUL (unstorable in PostgreSQL) without it", async () => {
+    await setup({}, { reply: () => "all\u0000 good" });
+    await send({ id: "m1", thread: "t1", user: "u1", text: "hello" });
+    await waitFor(() => channel.delivered.length === 1);
+    expect(channel.thread("t1")[0]).toBe("all good");
   });
 
   it("starts a new conversation when Quickchat says the conv_id is not valid, and still answers", async () => {
