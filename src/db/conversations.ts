@@ -15,15 +15,6 @@ const match = (t: ThreadRef) =>
     eq(conversations.threadKey, t.threadKey),
   );
 
-export async function findConversation(db: Db, thread: ThreadRef): Promise<string | undefined> {
-  const rows = await db
-    .select({ convId: conversations.convId })
-    .from(conversations)
-    .where(match(thread))
-    .limit(1);
-  return rows[0]?.convId;
-}
-
 /** Forgets the thread's conversation: the next message starts a new one. */
 export async function deleteConversation(db: Db, thread: ThreadRef): Promise<boolean> {
   const rows = await db

@@ -1,10 +1,12 @@
-import { and, asc, eq, inArray, isNull, lt, lte, notExists, or, sql } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, inArray, isNull, lt, lte, notExists, or, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
 import type { ChannelName, InboundMessage, Route } from "../channels/types.js";
 import type { Db } from "./client.js";
+import { type PartRecord, upsertPart } from "./outbound.js";
 import { conversations, inboundMessages, type MessageStatus } from "./schema.js";
 
-export type InboxRow = typeof inboundMessages.$inferSelect;
+/** A claimed message, with its thread's current Quickchat conversation (read in the claim, no extra query). */
+export type InboxRow = typeof inboundMessages.$inferSelect & { convId: string | null };
 
 const UNFINISHED: MessageStatus[] = ["pending", "delivering"];
 
@@ -129,7 +131,13 @@ export async function claimMessages(
       updatedAt: sql`now()`,
     })
     .where(inArray(m.id, due))
-    .returning();
+    .returning({
+      ...getTableColumns(m),
+      // Qualified by hand: drizzle writes RETURNING columns unqualified, which the subquery would take as c's.
+      convId: sql<string | null>`(select c.conv_id from ${conversations} c
+        where c.tenant_id = inbound_messages.tenant_id and c.channel = inbound_messages.channel
+          and c.thread_key = inbound_messages.thread_key)`,
+    });
 }
 
 const held = (lease: Lease) =>
@@ -146,8 +154,8 @@ export async function renewLease(db: Db, lease: Lease, leaseMs: number): Promise
 }
 
 /**
- * Stores the reply to deliver (and, when the message is failing, why) and, in the same transaction,
- * the thread's conversation id. False when the lease was lost.
+ * Stores the reply to deliver (and, when the message is failing, why) and the thread's conversation id,
+ * in one statement (so one round trip and atomically). False when the lease was lost.
  */
 export async function storeReply(
   db: Db,
@@ -158,33 +166,23 @@ export async function storeReply(
     conversation?: { tenantId: string; channel: string; threadKey: string; convId: string };
   },
 ): Promise<boolean> {
-  return db.transaction(async (tx) => {
-    const rows = await tx
-      .update(inboundMessages)
-      .set({
-        status: "delivering",
-        replyHtml: reply.html,
-        error: reply.error ?? null,
-        // Delivery gets its own retry window.
-        attempts: 0,
-        giveUpAt: null,
-        updatedAt: sql`now()`,
-      })
-      .where(held(lease))
-      .returning({ id: inboundMessages.id });
-    if (rows.length !== 1) return false;
-    if (reply.conversation) {
-      const c = reply.conversation;
-      await tx
-        .insert(conversations)
-        .values(c)
-        .onConflictDoUpdate({
-          target: [conversations.tenantId, conversations.channel, conversations.threadKey],
-          set: { convId: c.convId, updatedAt: sql`now()` },
-        });
-    }
-    return true;
-  });
+  const c = reply.conversation;
+  const upsertConversation = c
+    ? sql`, conversation as (
+        insert into ${conversations} (tenant_id, channel, thread_key, conv_id)
+        select ${c.tenantId}, ${c.channel}, ${c.threadKey}, ${c.convId} where exists (select 1 from stored)
+        on conflict (tenant_id, channel, thread_key)
+        do update set conv_id = excluded.conv_id, updated_at = now())`
+    : sql``;
+  // Delivery gets its own retry window: attempts and give-up time start over.
+  const result = await db.execute(sql`
+    with stored as (
+      update ${inboundMessages} set status = 'delivering', reply_html = ${reply.html},
+        error = ${reply.error ?? null}, attempts = 0, give_up_at = null, updated_at = now()
+      where id = ${lease.id} and lease_owner = ${lease.owner}
+      returning id)${upsertConversation}
+    select count(*)::int as stored from stored`);
+  return rowsOf<{ stored: number }>(result)[0]?.stored === 1;
 }
 
 /** Puts the message back for a later attempt (backoff), releasing the lease. */
@@ -210,23 +208,22 @@ export async function reschedule(
     .where(held(lease));
 }
 
-/** Final state: delivered, or failed with the reason. */
+/**
+ * Final state: delivered, or failed with the reason (undefined keeps the stored one). `lastPart`, the
+ * record of the part that ended the delivery, is written in the same statement.
+ */
 export async function finish(
   db: Db,
   lease: Lease,
   status: "delivered" | "failed",
   error?: string,
+  lastPart?: PartRecord,
 ): Promise<void> {
-  await db
-    .update(inboundMessages)
-    .set({
-      status,
-      ...(error !== undefined && { error }),
-      leaseUntil: null,
-      leaseOwner: null,
-      updatedAt: sql`now()`,
-    })
-    .where(held(lease));
+  await db.execute(sql`
+    ${lastPart ? sql`with part as (${upsertPart(lastPart)})` : sql``}
+    update ${inboundMessages} set status = ${status}, error = coalesce(${error ?? null}, error),
+      lease_until = null, lease_owner = null, updated_at = now()
+    where id = ${lease.id} and lease_owner = ${lease.owner}`);
 }
 
 /** Returns claimed messages to the queue at once (shutdown, or a claim past a tenant's cap). */

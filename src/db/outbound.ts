@@ -11,24 +11,25 @@ export async function sentParts(db: Db, inboundId: number): Promise<Set<number>>
   return new Set(rows.filter((r) => r.status !== "failed").map((r) => r.part));
 }
 
-export async function recordPart(
-  db: Db,
-  part: { inboundId: number; part: number; status: string; channelMessageId?: string; errorCode?: string },
-): Promise<void> {
-  const values = {
-    inboundId: part.inboundId,
-    part: part.part,
-    status: part.status,
-    channelMessageId: part.channelMessageId ?? null,
-    errorCode: part.errorCode ?? null,
-  };
-  await db
-    .insert(outboundMessages)
-    .values(values)
-    .onConflictDoUpdate({
-      target: [outboundMessages.inboundId, outboundMessages.part],
-      set: { ...values, updatedAt: sql`now()` },
-    });
+/** What became of one part of a reply on the channel. */
+export interface PartRecord {
+  inboundId: number;
+  part: number;
+  status: string;
+  channelMessageId?: string;
+  errorCode?: string;
+}
+
+/** Upserts a part's record: the statement text shared by `recordPart` and `finish`. */
+export const upsertPart = (p: PartRecord) => sql`
+  insert into ${outboundMessages} (inbound_id, part, status, channel_message_id, error_code)
+  values (${p.inboundId}, ${p.part}, ${p.status}, ${p.channelMessageId ?? null}, ${p.errorCode ?? null})
+  on conflict (inbound_id, part) do update set status = excluded.status,
+    channel_message_id = excluded.channel_message_id, error_code = excluded.error_code, updated_at = now()`;
+
+/** Records what became of one part (sent, with the channel's id, or failed). */
+export async function recordPart(db: Db, part: PartRecord): Promise<void> {
+  await db.execute(upsertPart(part));
 }
 
 /** A delivery report from the channel (Twilio status callback) for a part this tenant sent. */

@@ -9,7 +9,7 @@ import {
 } from "../channels/types.js";
 import type { TenantConfig } from "../config/schema.js";
 import type { Database } from "../db/client.js";
-import { deleteConversation, findConversation, type ThreadRef } from "../db/conversations.js";
+import { deleteConversation, type ThreadRef } from "../db/conversations.js";
 import {
   claimMessages,
   finish,
@@ -21,7 +21,7 @@ import {
   storeReply,
   updateRoute,
 } from "../db/inbox.js";
-import { recordPart, sentParts } from "../db/outbound.js";
+import { type PartRecord, recordPart, sentParts } from "../db/outbound.js";
 import { type FormattedPart, formatReply } from "../format/index.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
@@ -266,15 +266,7 @@ export class WorkerPool {
           log,
         );
       default:
-        return this.askQuickchat(
-          row,
-          tenant,
-          adapter,
-          target,
-          row.text ?? "",
-          await findConversation(db, thread),
-          log,
-        );
+        return this.askQuickchat(row, tenant, adapter, target, row.text ?? "", row.convId ?? undefined, log);
     }
   }
 
@@ -356,12 +348,13 @@ export class WorkerPool {
     const db = this.deps.database.db;
     const labels = { tenant: row.tenantId, channel: adapter.channel };
     const count = (outcome: string) => this.deps.metrics.sends.inc({ ...labels, outcome });
-    const done = async (status: "delivered" | "failed", error?: string) => {
-      await finish(db, lease, status, error);
+    const done = async (status: "delivered" | "failed", error?: string, lastPart?: PartRecord) => {
+      await finish(db, lease, status, error, lastPart);
       this.deps.metrics.messages.inc({ ...labels, status });
     };
     const parts = formatReply(reply.html, adapter.channel);
-    const alreadySent = await sentParts(db, row.id);
+    // Parts exist only once a reply was stored: a message that was pending at its claim has none.
+    const alreadySent = row.status === "pending" ? new Set<number>() : await sentParts(db, row.id);
     let current = target;
     for (const [index, part] of parts.entries()) {
       if (alreadySent.has(index)) continue;
@@ -386,20 +379,27 @@ export class WorkerPool {
           { err: failure.message, code: failure.code, part: index },
           "send failed permanently; message failed",
         );
-        await recordPart(db, { inboundId: row.id, part: index, status: "failed", errorCode: failure.code });
-        await done("failed", `${adapter.channel} send failed: ${failure.message}`);
+        await done("failed", `${adapter.channel} send failed: ${failure.message}`, {
+          inboundId: row.id,
+          part: index,
+          status: "failed",
+          errorCode: failure.code,
+        });
         return;
       }
       if (sent.route) {
         current = { ...current, route: sent.route };
         await updateRoute(db, lease, sent.route);
       }
-      await recordPart(db, {
+      const record = {
         inboundId: row.id,
         part: index,
         status: "sent",
         channelMessageId: sent.channelMessageId,
-      });
+      };
+      // The last part's record goes with the final state, in one statement.
+      if (index === parts.length - 1) return done(reply.error ? "failed" : "delivered", undefined, record);
+      await recordPart(db, record);
     }
     await done(reply.error ? "failed" : "delivered");
   }

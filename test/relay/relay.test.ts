@@ -65,6 +65,20 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
     expect(channel.thread("t1")[0]).toBe("You said: <b>hello</b>\n(message 2)");
   });
 
+  it("continues each thread's own conversation when several threads have one", async () => {
+    await setup();
+    const threads = ["t1", "t2", "t3"];
+    for (const [i, thread] of threads.entries()) {
+      await send({ id: `${thread}-a`, thread, user: "u1", text: "hi" });
+      await waitFor(() => channel.delivered.length === i + 1); // conv-1, conv-2, conv-3 in this order
+    }
+    await Promise.all(threads.map((thread) => send({ id: `${thread}-b`, thread, user: "u1", text: thread })));
+    await waitFor(() => channel.delivered.length === 6);
+    for (const [i, thread] of threads.entries()) {
+      expect(quickchat.calls.find((c) => c.body.text === thread)?.body.conv_id).toBe(`conv-${i + 1}`);
+    }
+  });
+
   it("stores and delivers a Quickchat reply that contains NUL (unstorable in PostgreSQL) without it", async () => {
     await setup({}, { reply: () => "all\u0000 good" });
     await send({ id: "m1", thread: "t1", user: "u1", text: "hello" });
