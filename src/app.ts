@@ -1,3 +1,6 @@
+import { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import type { HttpBindings } from "@hono/node-server";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
@@ -14,6 +17,8 @@ import type { AdapterMap } from "./relay/worker.js";
 import type { TenantRegistry } from "./tenants/registry.js";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
+/** How long a connection answered before its body arrived keeps reading (and discarding) before it closes. */
+const LINGER_MS = 2000;
 
 export interface AppDeps {
   database: Database;
@@ -40,6 +45,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const inbox = new InboxWriter(deps.database.db);
 
   app.use(requestId());
+  app.use(async (c, next) => {
+    await next();
+    // Answered before the request body fully arrived (unknown tenant, 413, ...): the connection cannot be
+    // reused while the client is still sending, so say it ends. An unread remainder is not worth keeping
+    // the connection for; a webhook whose body was read never gets here (one property check).
+    const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
+    if (!(incoming instanceof IncomingMessage) || incoming.complete) return;
+    c.res.headers.set("connection", "close");
+    linger(incoming.socket);
+  });
   app.use(async (c, next) => {
     const started = performance.now();
     await next();
@@ -76,11 +91,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   if (deps.admin) app.route("/admin", deps.admin);
 
+  // The rest of the body is never read: the connection ends (above).
   const tooLarge = (c: Context) =>
-    // The rest of the body is never read, so the connection cannot be reused.
-    c.json(errorBody("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`), 413, {
-      connection: "close",
-    });
+    c.json(errorBody("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`), 413);
   const streamLimit = bodyLimit({ maxSize: MAX_BODY_BYTES, onError: tooLarge });
   /**
    * A declared Content-Length (every channel sends one) is checked up front, and the body is then read
@@ -156,4 +169,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   return app;
+}
+
+const lingering = new WeakSet<Socket>();
+
+/**
+ * Closes `socket` in stages once node ends the connection after a `Connection: close` answer (RFC 9112
+ * §9.6): a half-close after the answer, then reading and discarding what the client still sends until it
+ * closes too, or LINGER_MS pass. Node's own close destroys the socket right after the answer, and a client
+ * still writing the body then gets a reset that can discard the answer before it reads it.
+ */
+function linger(socket: Socket): void {
+  if (lingering.has(socket)) return;
+  lingering.add(socket);
+  let timer: NodeJS.Timeout | undefined;
+  socket.destroySoon = () => {
+    if (socket.writable) socket.end();
+    if (timer) return;
+    timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
+    socket.once("close", () => clearTimeout(timer));
+    socket.resume();
+  };
 }

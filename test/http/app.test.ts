@@ -1,7 +1,37 @@
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QuickchatFake } from "../fakes/quickchat.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
 import { LoopbackChannel, loopbackHeaders, loopbackTenant } from "../support/loopback-channel.js";
+
+/**
+ * Sends a request whose declared body is `bodyBytes` long on a raw socket, but only its first KB before the
+ * answer; then the rest of the body, as a client that writes while reading does. Resolves with the answer's
+ * head and how the connection ended: `closed` after the client sent everything, or the socket error.
+ */
+function answerBeforeBody(url: string, path: string, bodyBytes: number, headers: Record<string, string>) {
+  const { hostname, port } = new URL(url);
+  return new Promise<{ head: string; ended: "closed" | string }>((resolve) => {
+    const socket = connect(Number(port), hostname);
+    let received = "";
+    let head = "";
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString("latin1");
+      if (head || !received.includes("\r\n\r\n")) return;
+      head = received.slice(0, received.indexOf("\r\n\r\n"));
+      // The answer came before the body: send the rest of it, then end.
+      socket.write(Buffer.alloc(bodyBytes - 1024, 0x78));
+      socket.end();
+    });
+    socket.on("error", (err: NodeJS.ErrnoException) => resolve({ head, ended: err.code ?? err.message }));
+    socket.on("close", () => resolve({ head, ended: "closed" }));
+    const lines = Object.entries({ ...headers, "content-length": String(bodyBytes) }).map(
+      ([name, value]) => `${name}: ${value}`,
+    );
+    socket.write(`POST ${path} HTTP/1.1\r\nhost: ${hostname}\r\n${lines.join("\r\n")}\r\n\r\n`);
+    socket.write(Buffer.alloc(1024, 0x78));
+  });
+}
 
 describe("HTTP surface", () => {
   let quickchat: QuickchatFake;
@@ -56,6 +86,31 @@ describe("HTTP surface", () => {
       duplex: "half",
     } as RequestInit);
     expect(response.status).toBe(413);
+  });
+
+  // A keep-alive client must not reuse a connection whose request body the service did not read: it ends
+  // the connection, and lingers reading the rest so the client, still writing, gets the answer, not a reset.
+  it("answers before reading the body with Connection: close, and lets the client finish sending", async () => {
+    const unknown = await answerBeforeBody(bridge.url, "/webhooks/nobody/telegram", 900 * 1024, {
+      "content-type": "application/json",
+    });
+    expect(unknown.head).toMatch(/^HTTP\/1\.1 404 /);
+    expect(unknown.head.toLowerCase()).toContain("connection: close");
+    expect(unknown.ended).toBe("closed");
+
+    const oversized = await answerBeforeBody(bridge.url, "/webhooks/acme/telegram", 4 * 1024 * 1024, {
+      ...loopbackHeaders(),
+      "content-type": "application/json",
+    });
+    expect(oversized.head).toMatch(/^HTTP\/1\.1 413 /);
+    expect(oversized.head.toLowerCase()).toContain("connection: close");
+    expect(oversized.ended).toBe("closed");
+  });
+
+  it("keeps the connection of a request whose body was read", async () => {
+    const response = await bridge.post("/webhooks/nobody/telegram", "", loopbackHeaders());
+    expect(response.status).toBe(404);
+    expect(response.headers.get("connection")).not.toBe("close");
   });
 
   it("answers 404 for unknown tenants, channels and routes", async () => {
