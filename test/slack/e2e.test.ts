@@ -240,6 +240,7 @@ describe("Slack conversations", () => {
   });
 
   it("shows the thinking status in an assistant thread and replies in that thread", async () => {
+    quickchat.latencyMs = 1500; // the status appears once the answer takes over a second
     const threadTs = "1700000006.000100";
     await deliverOk(slackPayloads.assistantThreadStarted({ team: TEAM, channel: DM, user: ALICE, threadTs }));
     await deliverOk(

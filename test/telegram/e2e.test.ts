@@ -310,6 +310,13 @@ describe("delivery", () => {
     expect(telegram.callsTo("sendMessage", { includeFailed: true })).toHaveLength(1);
   });
 
+  it("a reply within a second is sent without a typing signal", async () => {
+    await deliverOk(messageUpdate(textMessage("quick one", dm)));
+    await sentCount(1);
+    await new Promise((r) => setTimeout(r, 1200)); // past the typing delay
+    expect(telegram.callsTo("sendChatAction")).toEqual([]);
+  });
+
   it("typing is shown during a slow (6 s) Quickchat answer, renewed every 4 s", async () => {
     quickchat.latencyMs = 6000;
     await deliverOk(messageUpdate(textMessage("think hard", dm)));
