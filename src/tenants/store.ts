@@ -21,6 +21,8 @@ export interface TenantStoreOptions {
   log: Logger;
   /** Cached database tenants are re-read after this long even if a change notification was missed. */
   ttlMs?: number;
+  /** How many ids found to be no tenant are remembered (the oldest is forgotten first); 10,000 by default. */
+  maxUnknownIds?: number;
 }
 
 /**
@@ -29,13 +31,25 @@ export interface TenantStoreOptions {
  */
 export class TenantStore implements TenantRegistry {
   private readonly fixed: Map<string, TenantConfig>;
-  private readonly cache = new Map<string, { tenant?: TenantConfig; at: number }>();
+  private readonly cache = new Map<string, { tenant: TenantConfig; at: number }>();
+  /**
+   * Ids looked up and found to be no tenant, with when. Anyone can send webhooks to any id, so this is
+   * bounded (unlike `cache`, which holds only real tenants): a spray of random ids evicts its own oldest.
+   */
+  private readonly unknown = new Map<string, number>();
   private unlisten: (() => Promise<void>) | undefined;
   private readonly ttlMs: number;
+  private readonly maxUnknownIds: number;
 
   constructor(private readonly options: TenantStoreOptions) {
     this.fixed = new Map(options.staticTenants.map((t) => [t.id, t]));
     this.ttlMs = options.ttlMs ?? 5000;
+    this.maxUnknownIds = options.maxUnknownIds ?? 10_000;
+  }
+
+  /** Ids whose lookup result is cached, known tenants and unknown ids alike. */
+  get cachedIds(): number {
+    return this.cache.size + this.unknown.size;
   }
 
   private get db(): Db {
@@ -53,7 +67,7 @@ export class TenantStore implements TenantRegistry {
     }
     // The payload is the changed tenant's id; empty after a key rotation (everything changed).
     this.unlisten = await this.options.database.listen(CHANGED, (id) =>
-      id ? this.cache.delete(id) : this.cache.clear(),
+      id ? this.forget(id) : this.forgetAll(),
     );
   }
 
@@ -72,10 +86,32 @@ export class TenantStore implements TenantRegistry {
     if (!tenantId.safeParse(id).success) return undefined;
     const cached = this.cache.get(id);
     if (cached && Date.now() - cached.at < this.ttlMs) return cached.tenant;
+    const missing = this.unknown.get(id);
+    if (missing !== undefined && Date.now() - missing < this.ttlMs) return undefined;
     const [row] = await this.db.select().from(tenants).where(eq(tenants.id, id));
     const tenant = row ? this.decode(row) : undefined;
-    this.cache.set(id, { ...(tenant && { tenant }), at: Date.now() });
+    if (tenant) {
+      this.unknown.delete(id);
+      this.cache.set(id, { tenant, at: Date.now() });
+    } else this.rememberUnknown(id);
     return tenant;
+  }
+
+  private rememberUnknown(id: string): void {
+    this.cache.delete(id);
+    this.unknown.delete(id);
+    if (this.unknown.size >= this.maxUnknownIds) this.unknown.delete(this.unknown.keys().next().value!);
+    this.unknown.set(id, Date.now());
+  }
+
+  private forget(id: string): void {
+    this.cache.delete(id);
+    this.unknown.delete(id);
+  }
+
+  private forgetAll(): void {
+    this.cache.clear();
+    this.unknown.clear();
   }
 
   async list(): Promise<TenantConfig[]> {
@@ -97,7 +133,7 @@ export class TenantStore implements TenantRegistry {
       if (inserted.length === 0) throw conflict(`tenant ${tenant.id} already exists`);
       await tx.execute(sql`select pg_notify(${CHANGED}, ${tenant.id})`);
     });
-    this.cache.delete(tenant.id);
+    this.forget(tenant.id);
   }
 
   async replace(tenant: TenantConfig): Promise<void> {
@@ -112,7 +148,7 @@ export class TenantStore implements TenantRegistry {
       if (updated.length === 0) throw notFound(`unknown tenant ${tenant.id}`);
       await tx.execute(sql`select pg_notify(${CHANGED}, ${tenant.id})`);
     });
-    this.cache.delete(tenant.id);
+    this.forget(tenant.id);
   }
 
   /**
@@ -129,7 +165,7 @@ export class TenantStore implements TenantRegistry {
       await tx.delete(inboundMessages).where(eq(inboundMessages.tenantId, id));
       await tx.execute(sql`select pg_notify(${CHANGED}, ${id})`);
     });
-    this.cache.set(id, { at: Date.now() });
+    this.rememberUnknown(id);
   }
 
   private assertWritable(id: string): void {
