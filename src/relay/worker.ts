@@ -131,23 +131,21 @@ export class WorkerPool {
         while (!this.stopping) {
           const free = this.deps.options.concurrency - this.inFlight.size;
           if (free <= 0) break;
-          const limit = Math.min(free, CLAIM_BATCH);
           const cap = this.deps.options.tenantConcurrency;
+          const busy = [...this.perTenant];
+          // A batch may be all one tenant's: claiming no more than the least headroom of any tenant keeps
+          // every tenant within its cap, so nothing claimed is ever handed back (a flood at the cap would
+          // otherwise churn a batch per finished message). Tenants at their cap are left out of the claim.
+          const headroom = Math.min(cap, ...busy.map(([, n]) => cap - n).filter((h) => h > 0));
+          const limit = Math.min(free, CLAIM_BATCH, headroom);
           const rows = await claimMessages(this.deps.database.db, {
             limit,
             leaseMs: this.deps.options.leaseMs,
             owner: `${this.processId}:${++this.claimCount}`,
-            excludeTenants: [...this.perTenant].filter(([, n]) => n >= cap).map(([id]) => id),
+            excludeTenants: busy.filter(([, n]) => n >= cap).map(([id]) => id),
           });
-          const over: Lease[] = [];
-          for (const row of rows) {
-            if ((this.perTenant.get(row.tenantId) ?? 0) >= cap)
-              over.push({ id: row.id, owner: row.leaseOwner ?? "" });
-            else this.run(row);
-          }
-          // The batch took a tenant past its cap: hand those back at once, in one statement.
-          await release(this.deps.database.db, over);
-          if (rows.length < limit || over.length === rows.length) break;
+          for (const row of rows) this.run(row);
+          if (rows.length < limit) break;
         }
       } while (this.refill && !this.stopping);
     } catch (err) {
