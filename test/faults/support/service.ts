@@ -119,6 +119,12 @@ export function serviceEnv(fakes: Fakes, databaseUrl: string): Record<string, st
 
 const BIN = new URL("../../../bin/bridge.js", import.meta.url).pathname;
 
+/** Service environment for `ServiceProcess.retainedMb`: preloads the collect-and-report signal handler. */
+export const RETAINED_MEMORY_ENV = {
+  NODE_OPTIONS:
+    `${process.env.NODE_OPTIONS ?? ""} --require ${new URL("./gc-on-signal.cjs", import.meta.url).pathname}`.trim(),
+};
+
 /** One `bridge serve` child process. Its output lines go to the shared `logs`, for the secret search. */
 export class ServiceProcess {
   url = "";
@@ -179,6 +185,36 @@ export class ServiceProcess {
   rssMb(): number {
     const status = readFileSync(`/proc/${this.pid}/status`, "utf8");
     return Number(status.match(/VmRSS:\s+(\d+)\s+kB/)?.[1]) / 1024;
+  }
+
+  /**
+   * Memory in MB that survives full garbage collections: heap and external (buffers). Needs the service
+   * started with `RETAINED_MEMORY_ENV`.
+   */
+  async retainedMb(): Promise<{ heap: number; external: number; rss: number }> {
+    let answered = false;
+    const line = new Promise<string>((resolve) => {
+      let output = "";
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        const match = output.match(/\{"retained":\{[^}]*\}\}/);
+        if (!match) return;
+        this.child.stderr!.off("data", onData);
+        answered = true;
+        resolve(match[0]);
+      };
+      this.child.stderr!.on("data", onData);
+    });
+    this.child.kill("SIGUSR2");
+    const exited = this.exited.then((code) => {
+      if (answered) return "";
+      throw new Error(`service exited with ${code} on SIGUSR2: started without RETAINED_MEMORY_ENV?`);
+    });
+    const { retained } = JSON.parse(await Promise.race([line, exited])) as {
+      retained: Record<string, number>;
+    };
+    const mb = (bytes: number | undefined) => (bytes ?? 0) / 1024 / 1024;
+    return { heap: mb(retained.heapUsed), external: mb(retained.external), rss: mb(retained.rss) };
   }
 
   /** SIGKILL: no drain, no lease release; the process simply stops. */
