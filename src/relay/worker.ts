@@ -76,6 +76,11 @@ export class WorkerPool {
   private filling = false;
   private refill = false;
   private stopping = false;
+  /** Set once a stop's timeout has passed: deliveries stop before their next send and hand the message back. */
+  private abandoning = false;
+  /** Messages in delivery: a send to the channel may be on its way, so a stop waits for these. */
+  private readonly delivering = new Set<number>();
+  private readonly deliveryWaiters: (() => void)[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
   private unlisten: (() => Promise<void>) | undefined;
   private readonly idleWaiters: (() => void)[] = [];
@@ -100,7 +105,8 @@ export class WorkerPool {
 
   /**
    * Stops claiming, lets claimed messages finish for up to `timeoutMs`, then returns the rest to the queue
-   * (their leases are released, so another worker or the next start takes them at once).
+   * (their leases are released, so another worker or the next start takes them at once). A send already on
+   * its way to the channel is waited for first: handing its message back would have it sent again.
    */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
@@ -112,6 +118,8 @@ export class WorkerPool {
         new Promise((resolve) => setTimeout(resolve, timeoutMs).unref()),
       ]);
     }
+    this.abandoning = true;
+    while (this.delivering.size > 0) await new Promise<void>((resolve) => this.deliveryWaiters.push(resolve));
     const left = [...this.inFlight.values()];
     await release(this.deps.database.db, left).catch(() => {});
     if (left.length > 0)
@@ -227,7 +235,13 @@ export class WorkerPool {
         }
         // storeReply gave delivery a fresh retry window.
         const delivering = row.status === "pending" ? { ...row, attempts: 0, giveUpAt: null } : row;
-        await this.deliver(delivering, lease, adapter, target, reply, log);
+        this.delivering.add(row.id);
+        try {
+          await this.deliver(delivering, lease, adapter, target, reply, log);
+        } finally {
+          this.delivering.delete(row.id);
+          for (const resolve of this.deliveryWaiters.splice(0)) resolve();
+        }
       } finally {
         stopTyping();
       }
@@ -356,6 +370,8 @@ export class WorkerPool {
     let current = target;
     for (const [index, part] of parts.entries()) {
       if (alreadySent.has(index)) continue;
+      // A stop past its timeout: no new send; the next worker resumes at this part.
+      if (this.abandoning) return release(db, [lease]);
       let sent: SentPart;
       try {
         sent = await sendPart(adapter, current, part, count);
