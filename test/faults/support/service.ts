@@ -125,6 +125,12 @@ export const RETAINED_MEMORY_ENV = {
     `${process.env.NODE_OPTIONS ?? ""} --require ${new URL("./gc-on-signal.cjs", import.meta.url).pathname}`.trim(),
 };
 
+/** Children still running; killed if the test process exits without stopping them (a timed-out run). */
+const running = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
+});
+
 /** One `bridge serve` child process. Its output lines go to the shared `logs`, for the secret search. */
 export class ServiceProcess {
   url = "";
@@ -151,6 +157,8 @@ export class ServiceProcess {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    running.add(child);
+    child.once("exit", () => running.delete(child));
     const service = new ServiceProcess(child, logs);
     service.url = await new Promise<string>((resolve, reject) => {
       let output = "";
