@@ -28,6 +28,9 @@ export interface SlackApiCall {
   args: Record<string, unknown>;
   /** When the call arrived (ms since the epoch). */
   at: number;
+  /** The HTTP status answered and whether the body said `ok: true`. */
+  status?: number;
+  ok?: boolean;
 }
 
 export interface PostedMessage {
@@ -56,6 +59,8 @@ export interface FakeSlack {
   callsTo(method: string): SlackApiCall[];
   /** The next `times` calls of `method` fail with `fault`. */
   fail(method: string, fault: SlackFault, times?: number): void;
+  /** The next `times` calls of `method` for this channel fail with `fault` (after any `fail` faults). */
+  failChannel(channel: string, method: string, fault: SlackFault, times?: number): void;
 }
 
 type Handler = (args: Record<string, unknown>, bot: FakeSlackBot) => Record<string, unknown>;
@@ -119,17 +124,24 @@ export function createSlackFake(options: { bots: FakeSlackBot[]; users?: FakeSla
     const method = c.req.param("method");
     const args = await readArgs(c);
     const token = c.req.header("authorization")?.replace(/^Bearer /, "") ?? stringArg(args.token);
-    calls.push({ method, token, args, at: Date.now() });
+    const call: SlackApiCall = { method, token, args, at: Date.now() };
+    calls.push(call);
+    const answer = (response: Response, ok: boolean) => {
+      call.status = response.status;
+      call.ok = ok;
+      return response;
+    };
 
-    const fault = faults.get(method)?.shift();
-    if (fault) return answerFault(c, fault);
+    const channel = stringArg(args.channel) ?? stringArg(args.channel_id);
+    const fault = faults.get(method)?.shift() ?? faults.get(`${method}:${channel}`)?.shift();
+    if (fault) return answer(answerFault(c, fault), false);
     const handler = handlers[method];
-    if (!handler) return c.json({ ok: false, error: "unknown_method" });
-    if (!token) return c.json({ ok: false, error: "not_authed" });
+    if (!handler) return answer(c.json({ ok: false, error: "unknown_method" }), false);
+    if (!token) return answer(c.json({ ok: false, error: "not_authed" }), false);
     const bot = options.bots.find((candidate) => candidate.token === token);
-    if (!bot) return c.json({ ok: false, error: "invalid_auth" });
+    if (!bot) return answer(c.json({ ok: false, error: "invalid_auth" }), false);
     const result = handler(args, bot);
-    return c.json("ok" in result ? result : { ok: true, ...result });
+    return answer(c.json("ok" in result ? result : { ok: true, ...result }), !("ok" in result));
   });
 
   return {
@@ -141,6 +153,12 @@ export function createSlackFake(options: { bots: FakeSlackBot[]; users?: FakeSla
       const queue = faults.get(method) ?? [];
       for (let i = 0; i < times; i++) queue.push(fault);
       faults.set(method, queue);
+    },
+    failChannel(channel, method, fault, times = 1) {
+      const key = `${method}:${channel}`;
+      const queue = faults.get(key) ?? [];
+      for (let i = 0; i < times; i++) queue.push(fault);
+      faults.set(key, queue);
     },
   };
 }

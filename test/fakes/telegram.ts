@@ -103,6 +103,8 @@ export interface TelegramFake {
   addBot(token: string, user: UserFromGetMe): void;
   /** The next `times` calls of `method` fail this way. */
   failNext(method: string, failure: TelegramFailure, times?: number): void;
+  /** The next `times` calls of `method` to this chat fail this way (after any `failNext` failures). */
+  failChat(chatId: number, method: string, failure: TelegramFailure, times?: number): void;
   /** From now on, sends to `fromChatId` answer "group chat was migrated". */
   migrateChat(fromChatId: number, toChatId: number): void;
   /** From now on, sends to this chat answer 403 "bot was blocked by the user". */
@@ -157,8 +159,9 @@ export function createTelegramFake(bots: Record<string, UserFromGetMe> = {}): Te
     });
   for (const [token, user] of Object.entries(bots)) addBot(token, user);
 
-  function injectedFailure(method: string): ErrorAnswer | "bad_gateway" | undefined {
-    const failure = injected.get(method)?.shift();
+  function injectedFailure(method: string, params: TelegramParams): ErrorAnswer | "bad_gateway" | undefined {
+    const failure =
+      injected.get(method)?.shift() ?? injected.get(`${method}:${asChatId(params.chat_id)}`)?.shift();
     switch (failure?.kind) {
       case undefined:
         return undefined;
@@ -286,7 +289,7 @@ export function createTelegramFake(bots: Record<string, UserFromGetMe> = {}): Te
 
     const bot = state.get(token);
     const handler = methods[method];
-    const failure = bot && handler ? injectedFailure(method) : undefined;
+    const failure = bot && handler ? injectedFailure(method, params) : undefined;
     if (failure === "bad_gateway") {
       call.status = 502;
       return c.html(BAD_GATEWAY_PAGE, 502);
@@ -317,6 +320,12 @@ export function createTelegramFake(bots: Record<string, UserFromGetMe> = {}): Te
       const queue = injected.get(method) ?? [];
       for (let i = 0; i < times; i++) queue.push(failure);
       injected.set(method, queue);
+    },
+    failChat(chatId, method, failure, times = 1) {
+      const key = `${method}:${chatId}`;
+      const queue = injected.get(key) ?? [];
+      for (let i = 0; i < times; i++) queue.push(failure);
+      injected.set(key, queue);
     },
     migrateChat: (from, to) => migrations.set(from, to),
     blockChat: (chatId) => blocked.add(chatId),

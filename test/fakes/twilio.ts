@@ -70,6 +70,8 @@ export interface TwilioFake {
   sent(): MessagesCall[];
   /** The next calls fail with these answers, one each, in order. */
   failNext(...failures: InjectedFailure[]): void;
+  /** The next calls to this `To` number fail with these answers, one each, in order (after `failNext`'s). */
+  failTo(to: string, ...failures: InjectedFailure[]): void;
   /**
    * Posts a status callback for a sent message to its `StatusCallback`, signed as Twilio does. `deliverTo`
    * sends it elsewhere (the app's loopback address) while signing the public URL, like a proxy in between.
@@ -85,6 +87,7 @@ export function createTwilioFake(accounts: Record<string, string>): TwilioFake {
   const credentials = new Map(Object.entries(accounts));
   const calls: MessagesCall[] = [];
   const failures: InjectedFailure[] = [];
+  const failuresTo = new Map<string, InjectedFailure[]>();
   const app = new Hono();
 
   const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -110,7 +113,7 @@ export function createTwilioFake(accounts: Record<string, string>): TwilioFake {
         "www-authenticate": 'Basic realm="Twilio API"',
       });
     }
-    const failure = failures.shift();
+    const failure = failures.shift() ?? failuresTo.get(params.To ?? "")?.shift();
     if (failure) {
       const retryAfter = failure.retryAfterSeconds;
       return answer(
@@ -134,6 +137,9 @@ export function createTwilioFake(accounts: Record<string, string>): TwilioFake {
     calls,
     sent: () => calls.filter((call) => call.sid !== undefined),
     failNext: (...next) => failures.push(...next),
+    failTo(to, ...next) {
+      failuresTo.set(to, [...(failuresTo.get(to) ?? []), ...next]);
+    },
     async postStatus(sid, status, options = {}) {
       const call = calls.find((c) => c.sid === sid);
       const callbackUrl = call?.params.StatusCallback;
