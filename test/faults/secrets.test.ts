@@ -135,7 +135,7 @@ describe.runIf(POSTGRES_AVAILABLE)("secrets", () => {
   it("no secret of any tenant appears in any response or log line", async () => {
     const started = Date.now();
     const dead = await closedPort();
-    const { alpha, beta, gamma } = tenants as Record<string, Credentials>;
+    const { alpha, beta } = tenants as Record<string, Credentials>;
 
     // Tenants through the admin API: alpha and beta on the fakes, gamma's channel APIs unreachable.
     expect((await admin("POST", "/tenants", fakes.tenantBody("alpha"))).status).toBe(201);

@@ -66,7 +66,7 @@ describe.skipIf(!POSTGRES_URL)("graceful stop past its timeout with a send in fl
     expect((await a.post("/webhooks/acme/telegram", body, loopbackHeaders())).status).toBe(200);
     await waitFor(() => held, 10_000, "the first part's send under way");
 
-    const b = await start(taking);
+    await start(taking); // the replica that takes the message over
     const stopped = a.stop();
     // Past the stop's 1 s timeout, the first part's send is still on its way; then the channel answers.
     await new Promise((r) => setTimeout(r, 1_500));
@@ -79,6 +79,5 @@ describe.skipIf(!POSTGRES_URL)("graceful stop past its timeout with a send in fl
     expect(stopping.sent).toBe(1);
     expect(taking.sent).toBe(1);
     expect(quickchat.calls).toHaveLength(1);
-    expect(b).toBeDefined();
   });
 });
