@@ -156,11 +156,13 @@ function mentionPattern(userId: string, flags: string): RegExp {
 }
 
 function mentions(text: string, userId: string): boolean {
-  return mentionPattern(userId, "").test(text);
+  // Most messages mention no one: skip building the pattern for them.
+  return text.includes(`<@${userId}`) && mentionPattern(userId, "").test(text);
 }
 
 /** Removes `<@BOT>` (and `<@BOT|name>`) with the whitespace around it, keeping the words apart. */
 export function stripMention(text: string, userId: string): string {
+  if (!text.includes(`<@${userId}`)) return text.trim();
   return text.replace(mentionPattern(userId, "g"), " ").trim();
 }
 

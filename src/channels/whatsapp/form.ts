@@ -10,13 +10,20 @@ export type TwilioForm = Record<string, string | string[]>;
 
 const FORM_CONTENT_TYPE = "application/x-www-form-urlencoded";
 
+/** Forms already decoded, per request: verification and parsing both read the same body. */
+const decoded = new WeakMap<WebhookRequest, TwilioForm>();
+
 /** Reads a Twilio webhook body; 400 on another content type or undecodable bytes. */
 export function readTwilioForm(req: WebhookRequest): TwilioForm {
+  const known = decoded.get(req);
+  if (known) return known;
   const contentType = req.headers.get("content-type")?.split(";")[0]?.trim().toLowerCase();
   if (contentType !== FORM_CONTENT_TYPE) {
     throw badRequest(`expected ${FORM_CONTENT_TYPE}, got ${contentType || "no content type"}`);
   }
-  return parseForm(req.rawBody.toString("utf8"));
+  const form = parseForm(req.rawBody.toString("utf8"));
+  decoded.set(req, form);
+  return form;
 }
 
 /** Strict form decoding: URLSearchParams would silently turn bad escapes into U+FFFD. */
@@ -35,6 +42,7 @@ export function parseForm(body: string): TwilioForm {
 }
 
 function decodeComponent(encoded: string): string {
+  if (!encoded.includes("%") && !encoded.includes("+")) return encoded;
   try {
     return decodeURIComponent(encoded.replaceAll("+", " "));
   } catch {
