@@ -36,9 +36,14 @@ function openPostgres(url: string, max: number): Database {
   const client = postgres(url, {
     max,
     onnotice: () => {},
-    connection: { application_name: "quickchat-bridge" },
+    connection: {
+      application_name: "quickchat-bridge",
+      // Prepared statements (below) would switch to a generic plan after five runs, and the claim's generic
+      // plan, blind to its LIMIT and to the parameters, scanned the inbox: seconds per claim under load.
+      plan_cache_mode: "force_custom_plan",
+    },
   });
-  const db = drizzlePostgres(client, { schema }) as unknown as Db;
+  const db = drizzlePostgres(withPreparedStatements(client), { schema }) as unknown as Db;
   return {
     db,
     kind: "postgres",
@@ -58,6 +63,26 @@ function openPostgres(url: string, max: number): Database {
     },
     close: () => client.end({ timeout: 5 }),
   };
+}
+
+/**
+ * drizzle sends its queries as unnamed statements, which postgres.js runs in two round trips (parse and
+ * describe, then bind and execute) and PostgreSQL parses and plans every time. The service's statements
+ * are few and fixed in text, so each connection prepares each one once and then runs it in one round trip.
+ * `?prepare=false` on DATABASE_URL (postgres.js's own option) turns this off, e.g. for PgBouncer in
+ * transaction mode; queries without parameters keep the simple protocol either way.
+ */
+function withPreparedStatements(client: postgres.Sql): postgres.Sql {
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      if (property !== "unsafe") return Reflect.get(target, property, receiver);
+      return (query: string, parameters?: unknown[], options?: postgres.UnsafeQueryOptions) =>
+        target.unsafe(query, parameters as postgres.ParameterOrJSON<never>[], {
+          ...options,
+          prepare: (parameters?.length ?? 0) > 0,
+        });
+    },
+  });
 }
 
 async function openPglite(dataDir: string): Promise<Database> {

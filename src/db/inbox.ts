@@ -102,7 +102,11 @@ export async function claimMessages(
         inArray(m.status, UNFINISHED),
         lte(m.nextAttemptAt, sql`now()`),
         or(isNull(m.leaseUntil), lt(m.leaseUntil, sql`now()`)),
-        options.excludeTenants?.length ? sql`${m.tenantId} not in ${options.excludeTenants}` : undefined,
+        // One jsonb parameter, not a list of them: the statement's text (and so its prepared form) stays
+        // the same whatever the number of tenants left out.
+        options.excludeTenants?.length
+          ? sql`${m.tenantId} <> all (select jsonb_array_elements_text(${JSON.stringify(options.excludeTenants)}::jsonb))`
+          : undefined,
         notExists(
           db
             .select({ one: sql`1` })
@@ -235,10 +239,10 @@ export async function finish(
 /** Returns claimed messages to the queue at once (shutdown, or a claim past a tenant's cap). */
 export async function release(db: Db, leases: Lease[]): Promise<void> {
   if (leases.length === 0) return;
-  await db
-    .update(inboundMessages)
-    .set({ leaseUntil: null, leaseOwner: null, nextAttemptAt: sql`now()` })
-    .where(or(...leases.map(held)));
+  await db.execute(sql`
+    update ${inboundMessages} set lease_until = null, lease_owner = null, next_attempt_at = now()
+    from jsonb_to_recordset(${JSON.stringify(leases)}::jsonb) as l(id bigint, owner text)
+    where inbound_messages.id = l.id and inbound_messages.lease_owner = l.owner`);
 }
 
 /** A changed delivery route (Telegram group → supergroup) for this message. */
