@@ -7,7 +7,7 @@ import { requestId } from "hono/request-id";
 import type { ChannelName, WebhookRequest } from "./channels/types.js";
 import type { Database } from "./db/client.js";
 import { ping } from "./db/client.js";
-import { InboxWriter } from "./db/inbox-writer.js";
+import { type Handoff, InboxWriter } from "./db/inbox-writer.js";
 import { migrationsApplied } from "./db/migrate.js";
 import { updatePartStatus } from "./db/outbound.js";
 import { HttpError, notFound } from "./errors.js";
@@ -31,6 +31,8 @@ export interface AppDeps {
   admin?: Hono;
   /** True once shutdown began: webhooks get 503 so channels redeliver them elsewhere or later. */
   isDraining(): boolean;
+  /** The worker in this process, when there is one: it takes new messages straight from the insert. */
+  handoff?: Handoff;
 }
 
 type Env = { Variables: { requestId: string; tenant?: string } };
@@ -42,7 +44,7 @@ export function errorBody(code: string, message: string, details?: { message: st
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
   const { log, metrics } = deps;
-  const inbox = new InboxWriter(deps.database.db);
+  const inbox = new InboxWriter(deps.database.db, undefined, deps.handoff);
 
   app.use(requestId());
   app.use(async (c, next) => {

@@ -122,6 +122,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         }),
       }),
       ...(config.publicUrl && { publicUrl: config.publicUrl }),
+      ...(worker && { handoff: worker }),
       isDraining: () => draining,
     });
     // Slow or stalled clients are cut off instead of holding sockets: node answers 408 and closes the

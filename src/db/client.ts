@@ -38,9 +38,6 @@ function openPostgres(url: string, max: number): Database {
     onnotice: () => {},
     connection: {
       application_name: "quickchat-bridge",
-      // Prepared statements (below) would switch to a generic plan after five runs, and the claim's generic
-      // plan, blind to its LIMIT and to the parameters, scanned the inbox: seconds per claim under load.
-      plan_cache_mode: "force_custom_plan",
     },
   });
   const db = drizzlePostgres(withPreparedStatements(client), { schema }) as unknown as Db;

@@ -1,14 +1,38 @@
 import { and, asc, eq, getTableColumns, inArray, isNull, lt, lte, notExists, or, sql } from "drizzle-orm";
-import { alias } from "drizzle-orm/pg-core";
+import { type AnyPgColumn, alias } from "drizzle-orm/pg-core";
 import type { ChannelName, InboundMessage, Route } from "../channels/types.js";
 import type { Db } from "./client.js";
 import { type PartRecord, upsertPart } from "./outbound.js";
-import { conversations, inboundMessages, type MessageStatus } from "./schema.js";
+import { conversations, inboundMessages } from "./schema.js";
 
 /** A claimed message, with its thread's current Quickchat conversation (read in the claim, no extra query). */
 export type InboxRow = typeof inboundMessages.$inferSelect & { convId: string | null };
 
-const UNFINISHED: MessageStatus[] = ["pending", "delivering"];
+/** What the worker needs of a message it holds: a claimed row, or one leased by its own insert. */
+export type ClaimedMessage = Pick<
+  InboxRow,
+  | "id"
+  | "tenantId"
+  | "channel"
+  | "threadKey"
+  | "kind"
+  | "text"
+  | "sender"
+  | "route"
+  | "status"
+  | "attempts"
+  | "giveUpAt"
+  | "leaseOwner"
+  | "replyHtml"
+  | "error"
+  | "convId"
+>;
+
+/**
+ * "Not finished yet", written as literals: it is the predicate of the partial indexes the claim runs on, and a
+ * prepared statement's generic plan can use those only when the statuses are part of its text, not parameters.
+ */
+const unfinished = (status: AnyPgColumn) => sql`${status} in ('pending', 'delivering')`;
 
 /** Parameters of the current claim: the owner token fences every later write. */
 export interface Lease {
@@ -26,6 +50,17 @@ export interface InboxInsert {
   sender: InboundMessage["sender"];
   route: Route;
   text: string;
+  /** Set when this process's worker asks to take the message at once (see InboxWriter): the insert leases
+   * it to this owner for `lease_ms`, unless its thread already has an unfinished message. */
+  lease_owner?: string;
+  lease_ms?: number;
+}
+
+/** A stored row: its id, and whether the insert leased it (then with its thread's conversation). */
+export interface Inserted {
+  id: number;
+  leased: boolean;
+  convId: string | null;
 }
 
 export function rowValues(tenantId: string, channel: ChannelName, m: InboundMessage): InboxInsert {
@@ -49,22 +84,45 @@ const rowsOf = <T>(result: unknown): T[] =>
   Array.isArray(result) ? result : ((result as { rows?: T[] }).rows ?? []);
 
 /**
- * Inserts rows in one statement, skipping those already stored; returns the keys (`messageKey`) inserted.
+ * Inserts rows in one statement, skipping those already stored; returns the rows inserted by `messageKey`.
  * The rows travel as one jsonb parameter, so the statement text is the same for any batch size (prepared
  * once) and costs no per-row query building. Ids follow the rows' order, which keeps per-thread order.
+ * A row that asks for a lease gets it only when its thread has no unfinished message: the claim's rule.
  */
-export async function insertRows(db: Db, rows: InboxInsert[]): Promise<Set<string>> {
-  if (rows.length === 0) return new Set();
+export async function insertRows(db: Db, rows: InboxInsert[]): Promise<Map<string, Inserted>> {
+  if (rows.length === 0) return new Map();
   const result = await db.execute(sql`
-    insert into ${inboundMessages} (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text)
-    select r.tenant_id, r.channel, r.thread_key, r.dedupe_key, r.kind, r.sender, r.route, r.text
+    insert into ${inboundMessages} (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text,
+      lease_owner, lease_until, next_attempt_at)
+    select r.tenant_id, r.channel, r.thread_key, r.dedupe_key, r.kind, r.sender, r.route, r.text,
+      case when l.leased then r.lease_owner end,
+      case when l.leased then now() + make_interval(secs => r.lease_ms / 1000.0) end,
+      case when l.leased then now() + make_interval(secs => r.lease_ms / 1000.0) else now() end
     from rows from (jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as (tenant_id text, channel text,
-      thread_key text, dedupe_key text, kind text, sender jsonb, route jsonb, text text))
-      with ordinality as r(tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text, ord)
+      thread_key text, dedupe_key text, kind text, sender jsonb, route jsonb, text text, lease_owner text,
+      lease_ms int))
+      with ordinality as r(tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text, lease_owner,
+        lease_ms, ord)
+    cross join lateral (select r.lease_owner is not null and not exists (select 1 from ${inboundMessages} o
+      where o.tenant_id = r.tenant_id and o.channel = r.channel and o.thread_key = r.thread_key
+        and o.status in ('pending', 'delivering')) as leased) l
     order by r.ord
     on conflict do nothing
-    returning tenant_id, channel, dedupe_key`);
-  return new Set(rowsOf<Parameters<typeof messageKey>[0]>(result).map(messageKey));
+    returning id, tenant_id, channel, dedupe_key, lease_owner is not null as leased,
+      case when lease_owner is not null then (select c.conv_id from ${conversations} c
+        where c.tenant_id = inbound_messages.tenant_id and c.channel = inbound_messages.channel
+          and c.thread_key = inbound_messages.thread_key) end as conv_id`);
+  type Returned = Parameters<typeof messageKey>[0] & {
+    id: number | string;
+    leased: boolean;
+    conv_id: string | null;
+  };
+  return new Map(
+    rowsOf<Returned>(result).map((r) => [
+      messageKey(r),
+      { id: Number(r.id), leased: r.leased, convId: r.conv_id },
+    ]),
+  );
 }
 
 /** One conditional INSERT: stored only when the thread already has a conversation or an earlier message. */
@@ -88,10 +146,19 @@ export async function insertInKnownThread(db: Db, v: InboxInsert): Promise<numbe
  * claimable, which keeps per-thread order; SKIP LOCKED lets many workers claim concurrently; an expired
  * lease makes a crashed worker's message claimable again.
  */
-export async function claimMessages(
-  db: Db,
-  options: { limit: number; leaseMs: number; owner: string; excludeTenants?: string[] },
-): Promise<InboxRow[]> {
+export async function claimMessages(db: Db, options: ClaimOptions): Promise<InboxRow[]> {
+  return claimStatement(db, options);
+}
+
+export interface ClaimOptions {
+  limit: number;
+  leaseMs: number;
+  owner: string;
+  excludeTenants?: string[];
+}
+
+/** The claim, not yet run (its plan is checked in a test). */
+export function claimStatement(db: Db, options: ClaimOptions) {
   const m = inboundMessages;
   const older = alias(inboundMessages, "older");
   const due = db
@@ -99,7 +166,7 @@ export async function claimMessages(
     .from(m)
     .where(
       and(
-        inArray(m.status, UNFINISHED),
+        unfinished(m.status),
         lte(m.nextAttemptAt, sql`now()`),
         or(isNull(m.leaseUntil), lt(m.leaseUntil, sql`now()`)),
         // One jsonb parameter, not a list of them: the statement's text (and so its prepared form) stays
@@ -116,7 +183,7 @@ export async function claimMessages(
                 eq(older.tenantId, m.tenantId),
                 eq(older.channel, m.channel),
                 eq(older.threadKey, m.threadKey),
-                inArray(older.status, UNFINISHED),
+                unfinished(older.status),
                 lt(older.id, m.id),
               ),
             ),
@@ -258,6 +325,6 @@ export async function queueStats(db: Db): Promise<{ depth: number; oldest: numbe
       oldest: sql<number>`coalesce(extract(epoch from now() - min(${inboundMessages.createdAt})), 0)::float8`,
     })
     .from(inboundMessages)
-    .where(inArray(inboundMessages.status, UNFINISHED));
+    .where(unfinished(inboundMessages.status));
   return { depth: row?.depth ?? 0, oldest: row?.oldest ?? 0 };
 }

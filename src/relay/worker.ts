@@ -11,9 +11,9 @@ import type { TenantConfig } from "../config/schema.js";
 import type { Database } from "../db/client.js";
 import { deleteConversation, type ThreadRef } from "../db/conversations.js";
 import {
+  type ClaimedMessage,
   claimMessages,
   finish,
-  type InboxRow,
   type Lease,
   release,
   renewLease,
@@ -21,6 +21,7 @@ import {
   storeReply,
   updateRoute,
 } from "../db/inbox.js";
+import type { Handoff } from "../db/inbox-writer.js";
 import { type PartRecord, recordPart, sentParts } from "../db/outbound.js";
 import { type FormattedPart, formatReply } from "../format/index.js";
 import type { Logger } from "../log.js";
@@ -68,9 +69,12 @@ type Answer =
  * The relay: claims messages from the inbox, asks Quickchat, stores the reply, delivers it part by part.
  * Each step is fenced by the claim's lease, so a worker that lost its lease (crash, pause) writes nothing.
  */
-export class WorkerPool {
+export class WorkerPool implements Handoff {
   private readonly inFlight = new Map<number, Lease>();
+  /** Messages in progress per tenant, counting slots reserved for messages being inserted (`reserve`). */
   private readonly perTenant = new Map<string, number>();
+  /** Slots held for messages this process's webhooks are inserting (the Handoff). */
+  private reserved = 0;
   private readonly processId = randomUUID().slice(0, 8);
   private claimCount = 0;
   private filling = false;
@@ -89,6 +93,37 @@ export class WorkerPool {
 
   get active(): number {
     return this.inFlight.size;
+  }
+
+  get leaseMs(): number {
+    return this.deps.options.leaseMs;
+  }
+
+  reserve(tenantId: string): string | undefined {
+    const { concurrency, tenantConcurrency } = this.deps.options;
+    const tenantBusy = this.perTenant.get(tenantId) ?? 0;
+    if (this.stopping || this.inFlight.size + this.reserved >= concurrency || tenantBusy >= tenantConcurrency)
+      return undefined;
+    this.reserved++;
+    this.perTenant.set(tenantId, tenantBusy + 1);
+    return this.leaseOwner();
+  }
+
+  take(message: ClaimedMessage): void {
+    this.reserved--;
+    if (!this.stopping) {
+      this.run(message);
+      return;
+    }
+    // Stopping: the message goes back to the queue at once, for another replica or the next start.
+    this.leaveTenant(message.tenantId);
+    const lease = { id: message.id, owner: message.leaseOwner ?? "" };
+    release(this.deps.database.db, [lease]).catch(() => {});
+  }
+
+  cancel(tenantId: string): void {
+    this.reserved--;
+    this.leaveTenant(tenantId);
   }
 
   async start(): Promise<void> {
@@ -137,7 +172,7 @@ export class WorkerPool {
       do {
         this.refill = false;
         while (!this.stopping) {
-          const free = this.deps.options.concurrency - this.inFlight.size;
+          const free = this.deps.options.concurrency - this.inFlight.size - this.reserved;
           if (free <= 0) break;
           const cap = this.deps.options.tenantConcurrency;
           const busy = [...this.perTenant];
@@ -149,10 +184,13 @@ export class WorkerPool {
           const rows = await claimMessages(this.deps.database.db, {
             limit,
             leaseMs: this.deps.options.leaseMs,
-            owner: `${this.processId}:${++this.claimCount}`,
+            owner: this.leaseOwner(),
             excludeTenants: busy.filter(([, n]) => n >= cap).map(([id]) => id),
           });
-          for (const row of rows) this.run(row);
+          for (const row of rows) {
+            this.perTenant.set(row.tenantId, (this.perTenant.get(row.tenantId) ?? 0) + 1);
+            this.run(row);
+          }
           if (rows.length < limit) break;
         }
       } while (this.refill && !this.stopping);
@@ -166,10 +204,20 @@ export class WorkerPool {
     }
   }
 
-  private run(row: InboxRow): void {
+  private leaseOwner(): string {
+    return `${this.processId}:${++this.claimCount}`;
+  }
+
+  private leaveTenant(tenantId: string): void {
+    const left = (this.perTenant.get(tenantId) ?? 1) - 1;
+    if (left > 0) this.perTenant.set(tenantId, left);
+    else this.perTenant.delete(tenantId);
+  }
+
+  /** Runs a message whose tenant slot is already counted in `perTenant`. */
+  private run(row: ClaimedMessage): void {
     const lease: Lease = { id: row.id, owner: row.leaseOwner ?? "" };
     this.inFlight.set(row.id, lease);
-    this.perTenant.set(row.tenantId, (this.perTenant.get(row.tenantId) ?? 0) + 1);
     this.deps.metrics.inFlight.set(this.inFlight.size);
     this.process(row, lease)
       .catch((err: unknown) =>
@@ -178,16 +226,14 @@ export class WorkerPool {
       )
       .finally(() => {
         this.inFlight.delete(row.id);
-        const left = (this.perTenant.get(row.tenantId) ?? 1) - 1;
-        if (left > 0) this.perTenant.set(row.tenantId, left);
-        else this.perTenant.delete(row.tenantId);
+        this.leaveTenant(row.tenantId);
         this.deps.metrics.inFlight.set(this.inFlight.size);
         if (this.inFlight.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
         void this.fill();
       });
   }
 
-  private async process(row: InboxRow, lease: Lease): Promise<void> {
+  private async process(row: ClaimedMessage, lease: Lease): Promise<void> {
     const { database, options } = this.deps;
     const log = this.deps.log.child({ tenant: row.tenantId, channel: row.channel, msg_id: row.id });
     const renewal = setInterval(() => {
@@ -252,7 +298,7 @@ export class WorkerPool {
 
   /** Decides the reply: a bridge text, Quickchat's answer, the `unavailable` text, or a retry later. */
   private async answer(
-    row: InboxRow,
+    row: ClaimedMessage,
     tenant: TenantConfig,
     adapter: ChannelAdapter<unknown>,
     target: DeliveryTarget<unknown>,
@@ -283,7 +329,7 @@ export class WorkerPool {
   }
 
   private async askQuickchat(
-    row: InboxRow,
+    row: ClaimedMessage,
     tenant: TenantConfig,
     adapter: ChannelAdapter<unknown>,
     target: DeliveryTarget<unknown>,
@@ -340,7 +386,7 @@ export class WorkerPool {
   }
 
   /** A retry while the message is within its retry window, else undefined (give up). */
-  private retryOrGiveUp(row: InboxRow, error: string, retryAfterMs?: number): Answer | undefined {
+  private retryOrGiveUp(row: ClaimedMessage, error: string, retryAfterMs?: number): Answer | undefined {
     const { options } = this.deps;
     const giveUpAt = row.giveUpAt ?? new Date(Date.now() + options.maxRetryMs);
     const delayMs = backoffDelay(row.attempts, options.backoff, retryAfterMs);
@@ -350,7 +396,7 @@ export class WorkerPool {
 
   /** Sends the reply's parts in order, skipping parts a previous attempt delivered. */
   private async deliver(
-    row: InboxRow,
+    row: ClaimedMessage,
     lease: Lease,
     adapter: ChannelAdapter<unknown>,
     target: DeliveryTarget<unknown>,
