@@ -47,12 +47,9 @@ export function formatText(text: string, channel: ChannelName): FormattedPart[] 
   return splitRuns(wellFormed(layoutLiteral(text)), TARGETS[channel]);
 }
 
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-
 /** A lone surrogate cannot be sent as UTF-8 (Telegram rejects the whole message): show U+FFFD instead. */
 function wellFormed(runs: Run[]): Run[] {
-  return runs.map((run) => {
-    const text = run.text.replace(LONE_SURROGATE, "\ufffd");
-    return text === run.text ? run : { text, marks: run.marks };
-  });
+  return runs.map((run) =>
+    run.text.isWellFormed() ? run : { text: run.text.toWellFormed(), marks: run.marks },
+  );
 }
