@@ -1,5 +1,6 @@
 import type { ChannelName, InboundMessage } from "../channels/types.js";
 import type { Db } from "./client.js";
+import { GroupCommit } from "./group-commit.js";
 import {
   type ClaimedMessage,
   type InboxInsert,
@@ -8,12 +9,6 @@ import {
   messageKey,
   rowValues,
 } from "./inbox.js";
-
-interface Waiting {
-  rows: InboxInsert[];
-  resolve(stored: number): void;
-  reject(err: unknown): void;
-}
 
 export interface InboxWriterOptions {
   /** Statements in flight at once; webhooks arriving meanwhile join the next statement. */
@@ -37,92 +32,47 @@ export interface Handoff {
 }
 
 /**
- * Group commit for the webhook path. Webhooks that arrive while earlier inserts are in flight are written
- * together, in one multi-row `INSERT … ON CONFLICT DO NOTHING`: one round trip, one commit (one WAL flush)
- * and one NOTIFY for many messages. A request still waits for the statement that carries its rows, so its
- * ack means "stored". When nothing is in flight a webhook is written at once, so a quiet bridge adds no wait.
+ * Group commit for the webhook path (GroupCommit): webhooks that arrive while earlier inserts are in flight
+ * are written together, in one multi-row `INSERT … ON CONFLICT DO NOTHING`, with one NOTIFY. A request still
+ * waits for the statement that carries its rows, so its ack means "stored". A thread's webhooks are written
+ * one statement after another: two statements in flight may take their ids in either order, and a thread's
+ * messages must be numbered as they arrived (the claim and the lease go by id).
  */
 export class InboxWriter {
-  private queue: Waiting[] = [];
-  private running = 0;
-  /** Threads with rows in a statement in flight (see takeBatch). */
-  private readonly threadsInFlight = new Map<string, number>();
+  private readonly group: GroupCommit<InboxInsert[], number>;
 
   constructor(
     private readonly db: Db,
-    private readonly options: InboxWriterOptions = { maxConcurrent: 4, maxRows: 500 },
+    options: InboxWriterOptions = { maxConcurrent: 4, maxRows: 500 },
     private readonly handoff?: Handoff,
-  ) {}
+  ) {
+    this.group = new GroupCommit((webhooks) => this.write(webhooks), {
+      maxConcurrent: options.maxConcurrent,
+      maxSize: options.maxRows,
+      sizeOf: (rows) => rows.length,
+      keysOf: (rows) => rows.map(threadOf),
+    });
+  }
 
   /** Stores a webhook's messages; resolves to how many were new (redeliveries are not). */
   async store(tenantId: string, channel: ChannelName, messages: InboundMessage[]): Promise<number> {
     const rows = messages.filter((m) => !m.onlyInKnownThread).map((m) => rowValues(tenantId, channel, m));
-    let stored = rows.length > 0 ? await this.enqueue(rows) : 0;
+    let stored = rows.length > 0 ? await this.group.submit(rows) : 0;
     // Conditional rows (thread follow-ups) need their own statement: rare, and never batched.
     for (const m of messages.filter((x) => x.onlyInKnownThread))
       stored += await insertInKnownThread(this.db, rowValues(tenantId, channel, m));
     return stored;
   }
 
-  private enqueue(rows: InboxInsert[]): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ rows, resolve, reject });
-      if (this.running < this.options.maxConcurrent) void this.flush();
-    });
-  }
-
-  private async flush(): Promise<void> {
-    const batch = this.takeBatch();
-    if (batch.length === 0) return;
-    const threads = batch.flatMap((w) => w.rows.map(threadOf));
-    for (const t of threads) this.threadsInFlight.set(t, (this.threadsInFlight.get(t) ?? 0) + 1);
-    this.running++;
-    try {
-      await this.write(batch);
-    } finally {
-      this.running--;
-      for (const t of threads) {
-        const left = (this.threadsInFlight.get(t) ?? 1) - 1;
-        if (left > 0) this.threadsInFlight.set(t, left);
-        else this.threadsInFlight.delete(t);
-      }
-      if (this.queue.length > 0) void this.flush();
-    }
-  }
-
-  /**
-   * The next statement's webhooks, in arrival order, up to `maxRows` rows. A webhook of a thread that has rows
-   * in a statement in flight waits for it: two statements at once may take their ids in either order, and a
-   * thread's messages must be numbered as they arrived (the claim and the lease go by id).
-   */
-  private takeBatch(): Waiting[] {
-    const batch: Waiting[] = [];
-    let size = 0;
-    for (let i = 0; i < this.queue.length; ) {
-      const next = this.queue[i]!;
-      if (next.rows.some((row) => this.threadsInFlight.has(threadOf(row)))) {
-        i++;
-        continue;
-      }
-      if (batch.length > 0 && size + next.rows.length > this.options.maxRows) break;
-      this.queue.splice(i, 1);
-      batch.push(next);
-      size += next.rows.length;
-    }
-    return batch;
-  }
-
-  private async write(batch: Waiting[]): Promise<void> {
-    const rows = this.offerLeases(batch.flatMap((w) => w.rows));
+  /** One statement for these webhooks' rows; how many of each webhook's rows were new. */
+  private async write(webhooks: InboxInsert[][]): Promise<number[]> {
+    const rows = this.offerLeases(webhooks.flat());
     let inserted: Awaited<ReturnType<typeof insertRows>>;
     try {
       inserted = await insertRows(this.db, rows);
     } catch (err) {
       for (const row of rows) if (row.lease_owner) this.handoff?.cancel(row.tenant_id);
-      // One bad row must not fail its neighbours: retry each webhook alone, so only its own request fails.
-      if (batch.length === 1) return batch[0]!.reject(err);
-      await Promise.all(batch.map((w) => this.write([w])));
-      return;
+      throw err;
     }
     for (const row of rows) {
       if (!row.lease_owner) continue;
@@ -131,16 +81,13 @@ export class InboxWriter {
       else this.handoff?.cancel(row.tenant_id);
     }
     // A key sent twice in one statement (a racing redelivery) counts as new for the first request only.
-    for (const waiting of batch) {
-      let stored = 0;
-      for (const row of waiting.rows) if (inserted.delete(messageKey(row))) stored++;
-      waiting.resolve(stored);
-    }
+    return webhooks.map((webhook) => webhook.filter((row) => inserted.delete(messageKey(row))).length);
   }
 
   /**
    * Asks the worker for a slot for the first row of each thread in the statement (no other statement in
-   * flight has rows of these threads). Returns copies: a failed batch is retried per webhook, and asks again.
+   * flight has rows of these threads). Returns copies: a failed statement is retried per webhook, which asks
+   * again.
    */
   private offerLeases(rows: InboxInsert[]): InboxInsert[] {
     const handoff = this.handoff;

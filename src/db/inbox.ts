@@ -2,8 +2,8 @@ import { and, asc, eq, getTableColumns, inArray, isNull, lt, lte, notExists, or,
 import { type AnyPgColumn, alias } from "drizzle-orm/pg-core";
 import type { ChannelName, InboundMessage, Route } from "../channels/types.js";
 import type { Db } from "./client.js";
-import { type PartRecord, upsertPart } from "./outbound.js";
-import { conversations, inboundMessages } from "./schema.js";
+import { onPartConflict, type PartRecord } from "./outbound.js";
+import { conversations, inboundMessages, outboundMessages } from "./schema.js";
 
 /** A claimed message, with its thread's current Quickchat conversation (read in the claim, no extra query). */
 export type InboxRow = typeof inboundMessages.$inferSelect & { convId: string | null };
@@ -230,36 +230,48 @@ export async function renewLease(db: Db, lease: Lease, leaseMs: number): Promise
   return rows.length === 1;
 }
 
+/** A reply to store for a leased message, with the thread's conversation id when Quickchat gave one. */
+export interface StoredReply {
+  lease: Lease;
+  html: string;
+  /** Why the message is failing (the reply is then the bridge's `unavailable` text). */
+  error?: string;
+  conversation?: { tenantId: string; channel: string; threadKey: string; convId: string };
+}
+
 /**
- * Stores the reply to deliver (and, when the message is failing, why) and the thread's conversation id,
- * in one statement (so one round trip and atomically). False when the lease was lost.
+ * Stores replies to deliver (and, for failing messages, why) with their threads' conversation ids, for
+ * several messages in one statement (one round trip, atomic). Per reply: false when its lease was lost.
+ * Delivery gets its own retry window: attempts and give-up time start over.
  */
-export async function storeReply(
-  db: Db,
-  lease: Lease,
-  reply: {
-    html: string;
-    error?: string;
-    conversation?: { tenantId: string; channel: string; threadKey: string; convId: string };
-  },
-): Promise<boolean> {
-  const c = reply.conversation;
-  const upsertConversation = c
-    ? sql`, conversation as (
-        insert into ${conversations} (tenant_id, channel, thread_key, conv_id)
-        select ${c.tenantId}, ${c.channel}, ${c.threadKey}, ${c.convId} where exists (select 1 from stored)
-        on conflict (tenant_id, channel, thread_key)
-        do update set conv_id = excluded.conv_id, updated_at = now())`
-    : sql``;
-  // Delivery gets its own retry window: attempts and give-up time start over.
+export async function storeReplies(db: Db, replies: StoredReply[]): Promise<boolean[]> {
+  const rows = replies.map(({ lease, html, error, conversation: c }) => ({
+    id: lease.id,
+    owner: lease.owner,
+    html,
+    error: error ?? null,
+    tenant_id: c?.tenantId ?? null,
+    channel: c?.channel ?? null,
+    thread_key: c?.threadKey ?? null,
+    conv_id: c?.convId ?? null,
+  }));
   const result = await db.execute(sql`
-    with stored as (
-      update ${inboundMessages} set status = 'delivering', reply_html = ${reply.html},
-        error = ${reply.error ?? null}, attempts = 0, give_up_at = null, updated_at = now()
-      where id = ${lease.id} and lease_owner = ${lease.owner}
-      returning id)${upsertConversation}
-    select count(*)::int as stored from stored`);
-  return rowsOf<{ stored: number }>(result)[0]?.stored === 1;
+    with r as (
+      select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id bigint, owner text, html text,
+        error text, tenant_id text, channel text, thread_key text, conv_id text)),
+    stored as (
+      update ${inboundMessages} m set status = 'delivering', reply_html = r.html, error = r.error, attempts = 0,
+        give_up_at = null, updated_at = now()
+      from r where m.id = r.id and m.lease_owner = r.owner
+      returning m.id),
+    conversation as (
+      insert into ${conversations} (tenant_id, channel, thread_key, conv_id)
+      select r.tenant_id, r.channel, r.thread_key, r.conv_id from r join stored on stored.id = r.id
+      where r.conv_id is not null
+      on conflict (tenant_id, channel, thread_key) do update set conv_id = excluded.conv_id, updated_at = now())
+    select id from stored`);
+  const stored = new Set(rowsOf<{ id: number | string }>(result).map((r) => Number(r.id)));
+  return replies.map((reply) => stored.has(reply.lease.id));
 }
 
 /** Puts the message back for a later attempt (backoff), releasing the lease. */
@@ -285,22 +297,38 @@ export async function reschedule(
     .where(held(lease));
 }
 
-/**
- * Final state: delivered, or failed with the reason (undefined keeps the stored one). `lastPart`, the
- * record of the part that ended the delivery, is written in the same statement.
- */
-export async function finish(
-  db: Db,
-  lease: Lease,
-  status: "delivered" | "failed",
-  error?: string,
-  lastPart?: PartRecord,
-): Promise<void> {
+/** The final state of a leased message; `lastPart` is the record of the part that ended its delivery. */
+export interface FinalState {
+  lease: Lease;
+  status: "delivered" | "failed";
+  /** Why it failed; undefined keeps the stored reason. */
+  error?: string;
+  lastPart?: PartRecord;
+}
+
+/** Final states (and their last parts' records) of several messages, in one statement. */
+export async function finishAll(db: Db, states: FinalState[]): Promise<void> {
+  const rows = states.map(({ lease, status, error, lastPart: p }) => ({
+    id: lease.id,
+    owner: lease.owner,
+    status,
+    error: error ?? null,
+    part: p?.part ?? null,
+    part_status: p?.status ?? null,
+    channel_message_id: p?.channelMessageId ?? null,
+    error_code: p?.errorCode ?? null,
+  }));
   await db.execute(sql`
-    ${lastPart ? sql`with part as (${upsertPart(lastPart)})` : sql``}
-    update ${inboundMessages} set status = ${status}, error = coalesce(${error ?? null}, error),
-      lease_until = null, lease_owner = null, updated_at = now()
-    where id = ${lease.id} and lease_owner = ${lease.owner}`);
+    with r as (
+      select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id bigint, owner text, status text,
+        error text, part int, part_status text, channel_message_id text, error_code text)),
+    part as (
+      insert into ${outboundMessages} (inbound_id, part, status, channel_message_id, error_code)
+      select r.id, r.part, r.part_status, r.channel_message_id, r.error_code from r where r.part is not null
+      ${onPartConflict})
+    update ${inboundMessages} m set status = r.status, error = coalesce(r.error, m.error), lease_until = null,
+      lease_owner = null, updated_at = now()
+    from r where m.id = r.id and m.lease_owner = r.owner`);
 }
 
 /** Returns claimed messages to the queue at once (shutdown, or a claim past a tenant's cap). */

@@ -20,16 +20,16 @@ export interface PartRecord {
   errorCode?: string;
 }
 
-/** Upserts a part's record: the statement text shared by `recordPart` and `finish`. */
-export const upsertPart = (p: PartRecord) => sql`
-  insert into ${outboundMessages} (inbound_id, part, status, channel_message_id, error_code)
-  values (${p.inboundId}, ${p.part}, ${p.status}, ${p.channelMessageId ?? null}, ${p.errorCode ?? null})
-  on conflict (inbound_id, part) do update set status = excluded.status,
-    channel_message_id = excluded.channel_message_id, error_code = excluded.error_code, updated_at = now()`;
+/** A part's record replaces an earlier one (a retried part): shared by `recordPart` and `finishAll`. */
+export const onPartConflict = sql`on conflict (inbound_id, part) do update set status = excluded.status,
+  channel_message_id = excluded.channel_message_id, error_code = excluded.error_code, updated_at = now()`;
 
 /** Records what became of one part (sent, with the channel's id, or failed). */
-export async function recordPart(db: Db, part: PartRecord): Promise<void> {
-  await db.execute(upsertPart(part));
+export async function recordPart(db: Db, p: PartRecord): Promise<void> {
+  await db.execute(sql`
+    insert into ${outboundMessages} (inbound_id, part, status, channel_message_id, error_code)
+    values (${p.inboundId}, ${p.part}, ${p.status}, ${p.channelMessageId ?? null}, ${p.errorCode ?? null})
+    ${onPartConflict}`);
 }
 
 /** A delivery report from the channel (Twilio status callback) for a part this tenant sent. */

@@ -10,15 +10,18 @@ import {
 import type { TenantConfig } from "../config/schema.js";
 import type { Database } from "../db/client.js";
 import { deleteConversation, type ThreadRef } from "../db/conversations.js";
+import { GroupCommit } from "../db/group-commit.js";
 import {
   type ClaimedMessage,
   claimMessages,
-  finish,
+  type FinalState,
+  finishAll,
   type Lease,
   release,
   renewLease,
   reschedule,
-  storeReply,
+  type StoredReply,
+  storeReplies,
   updateRoute,
 } from "../db/inbox.js";
 import type { Handoff } from "../db/inbox-writer.js";
@@ -60,6 +63,9 @@ export interface WorkerDeps {
 /** At most this many rows per claim query: keeps each claim short under a deep backlog. */
 const CLAIM_BATCH = 64;
 
+/** Group commit of replies and final states: statements in flight at once, and messages per statement. */
+const STATE_WRITES = { maxConcurrent: 4, maxSize: 200 };
+
 /** What asking for a reply produced: a reply to deliver (maybe a failure text) or a later retry. */
 type Answer =
   | { type: "reply"; html: string; convId?: string; error?: string }
@@ -88,8 +94,18 @@ export class WorkerPool implements Handoff {
   private pollTimer: NodeJS.Timeout | undefined;
   private unlisten: (() => Promise<void>) | undefined;
   private readonly idleWaiters: (() => void)[] = [];
+  /** Replies and final states of concurrent messages are written together (group commit). */
+  private readonly replies: GroupCommit<StoredReply, boolean>;
+  private readonly finals: GroupCommit<FinalState, void>;
 
-  constructor(private readonly deps: WorkerDeps) {}
+  constructor(private readonly deps: WorkerDeps) {
+    const db = deps.database.db;
+    this.replies = new GroupCommit((items) => storeReplies(db, items), STATE_WRITES);
+    this.finals = new GroupCommit(async (items) => {
+      await finishAll(db, items);
+      return items.map(() => undefined);
+    }, STATE_WRITES);
+  }
 
   get active(): number {
     return this.inFlight.size;
@@ -246,7 +262,11 @@ export class WorkerPool implements Handoff {
       const config = tenant && adapter?.config(tenant);
       if (!tenant || !adapter || config === undefined) {
         log.warn("tenant or channel no longer configured; message failed");
-        await finish(database.db, lease, "failed", "tenant or channel no longer configured");
+        await this.finals.submit({
+          lease,
+          status: "failed",
+          error: "tenant or channel no longer configured",
+        });
         return;
       }
       const target: DeliveryTarget<unknown> = {
@@ -273,13 +293,19 @@ export class WorkerPool implements Handoff {
           const conversation = answer.convId ? { ...thread, convId: answer.convId } : undefined;
           // Quickchat's HTML could carry a NUL, which the reply column cannot hold.
           const html = storableText(answer.html);
-          if (!(await storeReply(database.db, lease, { html, error: answer.error, conversation }))) {
+          const stored = await this.replies.submit({
+            lease,
+            html,
+            ...(answer.error && { error: answer.error }),
+            ...(conversation && { conversation }),
+          });
+          if (!stored) {
             log.warn("lease lost before the reply was stored; another worker has the message");
             return;
           }
           reply = { html, error: answer.error };
         }
-        // storeReply gave delivery a fresh retry window.
+        // Storing the reply gave delivery a fresh retry window.
         const delivering = row.status === "pending" ? { ...row, attempts: 0, giveUpAt: null } : row;
         this.delivering.add(row.id);
         try {
@@ -407,7 +433,12 @@ export class WorkerPool implements Handoff {
     const labels = { tenant: row.tenantId, channel: adapter.channel };
     const count = (outcome: string) => this.deps.metrics.sends.inc({ ...labels, outcome });
     const done = async (status: "delivered" | "failed", error?: string, lastPart?: PartRecord) => {
-      await finish(db, lease, status, error, lastPart);
+      await this.finals.submit({
+        lease,
+        status,
+        ...(error !== undefined && { error }),
+        ...(lastPart && { lastPart }),
+      });
       this.deps.metrics.messages.inc({ ...labels, status });
     };
     const parts = formatReply(reply.html, adapter.channel);
