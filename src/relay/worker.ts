@@ -81,6 +81,8 @@ export class WorkerPool implements Handoff {
   private readonly perTenant = new Map<string, number>();
   /** Slots held for messages this process's webhooks are inserting (the Handoff). */
   private reserved = 0;
+  /** The limit of the claim in flight, if any: its rows are not counted anywhere yet. */
+  private claiming = 0;
   private readonly processId = randomUUID().slice(0, 8);
   private claimCount = 0;
   private filling = false;
@@ -118,7 +120,9 @@ export class WorkerPool implements Handoff {
   reserve(tenantId: string): string | undefined {
     const { concurrency, tenantConcurrency } = this.deps.options;
     const tenantBusy = this.perTenant.get(tenantId) ?? 0;
-    if (this.stopping || this.inFlight.size + this.reserved >= concurrency || tenantBusy >= tenantConcurrency)
+    // A claim in flight may bring back up to `claiming` messages, all of one tenant: keep room for them.
+    const busy = this.inFlight.size + this.reserved + this.claiming;
+    if (this.stopping || busy >= concurrency || tenantBusy + this.claiming >= tenantConcurrency)
       return undefined;
     this.reserved++;
     this.perTenant.set(tenantId, tenantBusy + 1);
@@ -197,11 +201,14 @@ export class WorkerPool implements Handoff {
           // otherwise churn a batch per finished message). Tenants at their cap are left out of the claim.
           const headroom = Math.min(cap, ...busy.map(([, n]) => cap - n).filter((h) => h > 0));
           const limit = Math.min(free, CLAIM_BATCH, headroom);
+          this.claiming = limit;
           const rows = await claimMessages(this.deps.database.db, {
             limit,
             leaseMs: this.deps.options.leaseMs,
             owner: this.leaseOwner(),
             excludeTenants: busy.filter(([, n]) => n >= cap).map(([id]) => id),
+          }).finally(() => {
+            this.claiming = 0;
           });
           for (const row of rows) {
             this.perTenant.set(row.tenantId, (this.perTenant.get(row.tenantId) ?? 0) + 1);
@@ -238,7 +245,7 @@ export class WorkerPool implements Handoff {
     this.process(row, lease)
       .catch((err: unknown) =>
         // Database trouble mid-message: the lease expires and the message is taken up again.
-        this.deps.log.error({ msg_id: row.id, err: (err as Error).message }, "processing failed; will retry"),
+        this.deps.log.error({ msg_id: row.id, err: databaseReason(err) }, "processing failed; will retry"),
       )
       .finally(() => {
         this.inFlight.delete(row.id);
@@ -494,6 +501,15 @@ export class WorkerPool implements Handoff {
     }
     await done(reply.error ? "failed" : "delivered");
   }
+}
+
+/**
+ * What went wrong, without the statement: drizzle's "Failed query" message carries the parameters, which
+ * hold message texts and replies (of several messages, for a grouped statement).
+ */
+function databaseReason(err: unknown): string {
+  const { message, cause } = err as Error;
+  return message.startsWith("Failed query") && cause instanceof Error ? cause.message : message;
 }
 
 /** One part; when the channel rejects the markup, the same part again as plain text (DESIGN 1). */
