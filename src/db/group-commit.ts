@@ -88,6 +88,6 @@ export class GroupCommit<T, R> {
       await Promise.all(batch.map((w) => this.settle([w])));
       return;
     }
-    batch.forEach((w, i) => w.resolve(results[i]!));
+    for (const [i, w] of batch.entries()) w.resolve(results[i]!);
   }
 }
