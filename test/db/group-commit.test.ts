@@ -34,10 +34,14 @@ describe("group commit", () => {
   it("fails only the item that fails alone, retrying the others of its statement one by one", async () => {
     const { statements, write, completeAll } = controlledWrite();
     const group = new GroupCommit(write, { maxConcurrent: 1, maxSize: 10 });
-    const results = ["first", "x", "bad", "y"].map((item) => group.submit(item));
+    const outcomes = Promise.allSettled(["first", "x", "bad", "y"].map((item) => group.submit(item)));
     await completeAll();
-    const outcomes = await Promise.allSettled(results);
-    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+    expect((await outcomes).map((o) => o.status)).toEqual([
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+    ]);
     expect(statements).toEqual([["first"], ["x", "bad", "y"], ["x"], ["bad"], ["y"]]);
   });
 
