@@ -8,7 +8,7 @@ import {
   type SentPart,
 } from "../channels/types.js";
 import type { TenantConfig } from "../config/schema.js";
-import type { Database } from "../db/client.js";
+import { type Database, databaseReason } from "../db/client.js";
 import { deleteConversation, type ThreadRef } from "../db/conversations.js";
 import { GroupCommit } from "../db/group-commit.js";
 import {
@@ -501,15 +501,6 @@ export class WorkerPool implements Handoff {
     }
     await done(reply.error ? "failed" : "delivered");
   }
-}
-
-/**
- * What went wrong, without the statement: drizzle's "Failed query" message carries the parameters, which
- * hold message texts and replies (of several messages, for a grouped statement).
- */
-function databaseReason(err: unknown): string {
-  const { message, cause } = err as Error;
-  return message.startsWith("Failed query") && cause instanceof Error ? cause.message : message;
 }
 
 /** One part; when the channel rejects the markup, the same part again as plain text (DESIGN 1). */

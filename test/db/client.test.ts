@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Database, openDatabase } from "../../src/db/client.js";
+import { type Database, databaseReason, openDatabase } from "../../src/db/client.js";
 import { claimStatement } from "../../src/db/inbox.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
@@ -62,6 +62,13 @@ describe.skipIf(!POSTGRES_URL)("PostgreSQL connections", () => {
     expect(plan).toContain("inbound_due_idx");
     expect(plan).toContain("inbound_thread_idx");
     expect(plan).not.toContain("Seq Scan");
+  });
+
+  it("reports a failed statement's reason without its parameters (message texts)", async () => {
+    const db = await open();
+    const err = await db.execute(sql`select length(${"a private message"}) / 0`).catch((e: unknown) => e);
+    expect((err as Error).message).toContain("a private message");
+    expect(databaseReason(err)).toBe("division by zero");
   });
 
   it("prepares nothing with ?prepare=false (PgBouncer in transaction mode)", async () => {
