@@ -72,7 +72,8 @@ type Answer =
   | { type: "retry"; delayMs: number; error: string; giveUpAt: Date };
 
 /**
- * The relay: claims messages from the inbox, asks Quickchat, stores the reply, delivers it part by part.
+ * The relay: claims messages from the inbox (or takes them from this process's webhook inserts, see Handoff),
+ * asks Quickchat, stores the reply, delivers it part by part.
  * Each step is fenced by the claim's lease, so a worker that lost its lease (crash, pause) writes nothing.
  */
 export class WorkerPool implements Handoff {
