@@ -38,6 +38,10 @@ function openPostgres(url: string, max: number): Database {
     onnotice: () => {},
     connection: {
       application_name: "quickchat-bridge",
+      // A prepared statement's cached (generic) plan is made once, from the tables' sizes at that moment:
+      // made on a young inbox, it scans the whole table by the time the inbox has grown (12 ms instead of
+      // 0.7 ms per grouped update at 20,000 rows). Planning each run with its parameters costs far less.
+      plan_cache_mode: "force_custom_plan",
     },
   });
   const db = drizzlePostgres(withPreparedStatements(client), { schema }) as unknown as Db;
@@ -64,8 +68,9 @@ function openPostgres(url: string, max: number): Database {
 
 /**
  * drizzle sends its queries as unnamed statements, which postgres.js runs in two round trips (parse and
- * describe, then bind and execute) and PostgreSQL parses and plans every time. The service's statements
- * are few and fixed in text, so each connection prepares each one once and then runs it in one round trip.
+ * describe, then bind and execute) and PostgreSQL parses every one. The service's statements are few and
+ * fixed in text, so each connection prepares each one once and then runs it in one round trip (still planned
+ * per run: see plan_cache_mode above).
  * `?prepare=false` on DATABASE_URL (postgres.js's own option) turns this off, e.g. for PgBouncer in
  * transaction mode; queries without parameters keep the simple protocol either way.
  */
