@@ -2,6 +2,7 @@ import { Api, GrammyError, HttpError } from "grammy";
 import type { WebhookInfo } from "grammy/types";
 import type { TelegramConfig } from "../../config/schema.js";
 import { ChannelSendError, type Route, type SentPart } from "../types.js";
+import { telegramFetch } from "./fetch.js";
 
 /** Telegram's own default is 500 s; a stuck send should rather fail and be retried by the relay. */
 const REQUEST_TIMEOUT_SECONDS = 30;
@@ -13,7 +14,11 @@ export const ALLOWED_UPDATES = ["message"] as const;
 export function createTelegramApi(config: TelegramConfig): Api {
   // grammY refuses an apiRoot with a trailing slash.
   const apiRoot = config.api_root.replace(/\/+$/, "");
-  return new Api(config.bot_token, { apiRoot, timeoutSeconds: REQUEST_TIMEOUT_SECONDS });
+  return new Api(config.bot_token, {
+    apiRoot,
+    timeoutSeconds: REQUEST_TIMEOUT_SECONDS,
+    fetch: telegramFetch,
+  });
 }
 
 /** The route fields written by `inbound.ts`. */
