@@ -308,8 +308,11 @@ export interface FinalState {
   lastPart?: PartRecord;
 }
 
-/** Final states (and their last parts' records) of several messages, in one statement. */
-export async function finishAll(db: Db, states: FinalState[]): Promise<void> {
+/**
+ * Final states (and their last parts' records) of several messages, in one statement. Per state: whether its
+ * thread has a later unfinished message, which the end of this one makes claimable.
+ */
+export async function finishAll(db: Db, states: FinalState[]): Promise<boolean[]> {
   const rows = states.map(({ lease, status, error, lastPart: p }) => ({
     id: lease.id,
     owner: lease.owner,
@@ -320,7 +323,7 @@ export async function finishAll(db: Db, states: FinalState[]): Promise<void> {
     channel_message_id: p?.channelMessageId ?? null,
     error_code: p?.errorCode ?? null,
   }));
-  await db.execute(sql`
+  const result = await db.execute(sql`
     with r as (
       select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id bigint, owner text, status text,
         error text, part int, part_status text, channel_message_id text, error_code text)),
@@ -330,7 +333,16 @@ export async function finishAll(db: Db, states: FinalState[]): Promise<void> {
       ${onPartConflict})
     update ${inboundMessages} m set status = r.status, error = coalesce(r.error, m.error), lease_until = null,
       lease_owner = null, updated_at = now()
-    from r where m.id = r.id and m.lease_owner = r.owner`);
+    from r where m.id = r.id and m.lease_owner = r.owner
+    returning m.id, exists (select 1 from ${inboundMessages} o where o.tenant_id = m.tenant_id
+      and o.channel = m.channel and o.thread_key = m.thread_key and o.status in ('pending', 'delivering')
+      and o.id > m.id) as waiting`);
+  const waiting = new Set(
+    rowsOf<{ id: number | string; waiting: boolean }>(result)
+      .filter((r) => r.waiting)
+      .map((r) => Number(r.id)),
+  );
+  return states.map((state) => waiting.has(state.lease.id));
 }
 
 /** Returns claimed messages to the queue at once (shutdown, or a claim past a tenant's cap). */

@@ -63,8 +63,12 @@ export interface WorkerDeps {
 /** At most this many rows per claim query: keeps each claim short under a deep backlog. */
 const CLAIM_BATCH = 64;
 
-/** Group commit of replies and final states: statements in flight at once, and messages per statement. */
-const STATE_WRITES = { maxConcurrent: 4, maxSize: 200 };
+/**
+ * Group commit of replies and final states: one statement of each in flight, the rest gathering for the next.
+ * Fewer, larger statements relayed more messages per second than four in flight (docs/performance.md): each
+ * statement costs PostgreSQL a plan and a commit, and both processes a wakeup.
+ */
+const STATE_WRITES = { maxConcurrent: 1, maxSize: 200 };
 
 /** What asking for a reply produced: a reply to deliver (maybe a failure text) or a later retry. */
 type Answer =
@@ -88,6 +92,16 @@ export class WorkerPool implements Handoff {
   private claimCount = 0;
   private filling = false;
   private refill = false;
+  /**
+   * Claimable messages may be waiting that no claim has taken: set by a NOTIFY, the poll and `wake`, and by a
+   * claim that came back full or left a tenant at its cap out. A message that ends claims only then, or when
+   * its thread has a message waiting behind it (most messages are taken straight from their webhook's insert,
+   * and an empty claim per finished message cost as much as the message itself at 200 messages/s).
+   */
+  private backlog = true;
+  /** NOTIFYs received; a message during which one arrived claims when it ends (its insert may have raced
+   * this message's final state and found the thread still busy). */
+  private notifications = 0;
   private stopping = false;
   /** Set once a stop's timeout has passed: deliveries stop before their next send and hand the message back. */
   private abandoning = false;
@@ -99,15 +113,13 @@ export class WorkerPool implements Handoff {
   private readonly idleWaiters: (() => void)[] = [];
   /** Replies and final states of concurrent messages are written together (group commit). */
   private readonly replies: GroupCommit<StoredReply, boolean>;
-  private readonly finals: GroupCommit<FinalState, void>;
+  /** Per final state: whether its thread has a message waiting behind it. */
+  private readonly finals: GroupCommit<FinalState, boolean>;
 
   constructor(private readonly deps: WorkerDeps) {
     const db = deps.database.db;
     this.replies = new GroupCommit((items) => storeReplies(db, items), STATE_WRITES);
-    this.finals = new GroupCommit(async (items) => {
-      await finishAll(db, items);
-      return items.map(() => undefined);
-    }, STATE_WRITES);
+    this.finals = new GroupCommit((items) => finishAll(db, items), STATE_WRITES);
   }
 
   get active(): number {
@@ -148,14 +160,19 @@ export class WorkerPool implements Handoff {
   }
 
   async start(): Promise<void> {
-    this.unlisten = await this.deps.database.listen("bridge_inbox", () => void this.fill());
-    this.pollTimer = setInterval(() => void this.fill(), this.deps.options.pollIntervalMs);
+    this.unlisten = await this.deps.database.listen("bridge_inbox", () => {
+      this.notifications++;
+      this.wake();
+    });
+    // Also the only way to messages whose retry came due or whose lease ran out: nothing notifies those.
+    this.pollTimer = setInterval(() => this.wake(), this.deps.options.pollIntervalMs);
     this.pollTimer.unref();
-    void this.fill();
+    this.wake();
   }
 
-  /** Checks for claimable messages now (also called on NOTIFY, on the poll, and when a message ends). */
+  /** Checks for claimable messages now (also called on NOTIFY and on the poll). */
   wake(): void {
+    this.backlog = true;
     void this.fill();
   }
 
@@ -202,15 +219,19 @@ export class WorkerPool implements Handoff {
           // otherwise churn a batch per finished message). Tenants at their cap are left out of the claim.
           const headroom = Math.min(cap, ...busy.map(([, n]) => cap - n).filter((h) => h > 0));
           const limit = Math.min(free, CLAIM_BATCH, headroom);
+          const excludeTenants = busy.filter(([, n]) => n >= cap).map(([id]) => id);
           this.claiming = limit;
+          // Anything that arrives during the claim sets it again.
+          this.backlog = false;
           const rows = await claimMessages(this.deps.database.db, {
             limit,
             leaseMs: this.deps.options.leaseMs,
             owner: this.leaseOwner(),
-            excludeTenants: busy.filter(([, n]) => n >= cap).map(([id]) => id),
+            excludeTenants,
           }).finally(() => {
             this.claiming = 0;
           });
+          if (rows.length === limit || excludeTenants.length > 0) this.backlog = true;
           for (const row of rows) {
             this.perTenant.set(row.tenantId, (this.perTenant.get(row.tenantId) ?? 0) + 1);
             this.run(row);
@@ -243,21 +264,25 @@ export class WorkerPool implements Handoff {
     const lease: Lease = { id: row.id, owner: row.leaseOwner ?? "" };
     this.inFlight.set(row.id, lease);
     this.deps.metrics.inFlight.set(this.inFlight.size);
+    const notifications = this.notifications;
     this.process(row, lease)
-      .catch((err: unknown) =>
+      .catch((err: unknown) => {
         // Database trouble mid-message: the lease expires and the message is taken up again.
-        this.deps.log.error({ msg_id: row.id, err: databaseReason(err) }, "processing failed; will retry"),
-      )
-      .finally(() => {
+        this.deps.log.error({ msg_id: row.id, err: databaseReason(err) }, "processing failed; will retry");
+        return false;
+      })
+      .then((successorWaiting) => {
         this.inFlight.delete(row.id);
         this.leaveTenant(row.tenantId);
         this.deps.metrics.inFlight.set(this.inFlight.size);
         if (this.inFlight.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
-        void this.fill();
+        if (successorWaiting || this.notifications !== notifications) this.backlog = true;
+        if (this.backlog) void this.fill();
       });
   }
 
-  private async process(row: ClaimedMessage, lease: Lease): Promise<void> {
+  /** Runs one message to its end or its next retry; true when its end left a message of its thread claimable. */
+  private async process(row: ClaimedMessage, lease: Lease): Promise<boolean> {
     const { database, options } = this.deps;
     const log = this.deps.log.child({ tenant: row.tenantId, channel: row.channel, msg_id: row.id });
     const renewal = setInterval(() => {
@@ -270,12 +295,11 @@ export class WorkerPool implements Handoff {
       const config = tenant && adapter?.config(tenant);
       if (!tenant || !adapter || config === undefined) {
         log.warn("tenant or channel no longer configured; message failed");
-        await this.finals.submit({
+        return await this.finals.submit({
           lease,
           status: "failed",
           error: "tenant or channel no longer configured",
         });
-        return;
       }
       const target: DeliveryTarget<unknown> = {
         tenant,
@@ -295,7 +319,7 @@ export class WorkerPool implements Handoff {
               "Quickchat unavailable; retrying later",
             );
             await reschedule(database.db, lease, answer.delayMs, answer.error, answer.giveUpAt);
-            return;
+            return false;
           }
           const thread = { tenantId: row.tenantId, channel: row.channel, threadKey: row.threadKey };
           const conversation = answer.convId ? { ...thread, convId: answer.convId } : undefined;
@@ -309,7 +333,7 @@ export class WorkerPool implements Handoff {
           });
           if (!stored) {
             log.warn("lease lost before the reply was stored; another worker has the message");
-            return;
+            return false;
           }
           reply = { html, error: answer.error };
         }
@@ -317,7 +341,7 @@ export class WorkerPool implements Handoff {
         const delivering = row.status === "pending" ? { ...row, attempts: 0, giveUpAt: null } : row;
         this.delivering.add(row.id);
         try {
-          await this.deliver(delivering, lease, adapter, target, reply, log);
+          return await this.deliver(delivering, lease, adapter, target, reply, log);
         } finally {
           this.delivering.delete(row.id);
           for (const resolve of this.deliveryWaiters.splice(0)) resolve();
@@ -428,7 +452,10 @@ export class WorkerPool implements Handoff {
     return { type: "retry", delayMs, error, giveUpAt };
   }
 
-  /** Sends the reply's parts in order, skipping parts a previous attempt delivered. */
+  /**
+   * Sends the reply's parts in order, skipping parts a previous attempt delivered. True when the message ended
+   * and its thread has a message waiting behind it.
+   */
   private async deliver(
     row: ClaimedMessage,
     lease: Lease,
@@ -436,18 +463,19 @@ export class WorkerPool implements Handoff {
     target: DeliveryTarget<unknown>,
     reply: { html: string; error?: string },
     log: Logger,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const db = this.deps.database.db;
     const labels = { tenant: row.tenantId, channel: adapter.channel };
     const count = (outcome: string) => this.deps.metrics.sends.inc({ ...labels, outcome });
     const done = async (status: "delivered" | "failed", error?: string, lastPart?: PartRecord) => {
-      await this.finals.submit({
+      const successorWaiting = await this.finals.submit({
         lease,
         status,
         ...(error !== undefined && { error }),
         ...(lastPart && { lastPart }),
       });
       this.deps.metrics.messages.inc({ ...labels, status });
+      return successorWaiting;
     };
     const parts = formatReply(reply.html, adapter.channel);
     // Parts exist only once a reply was stored: a message that was pending at its claim has none.
@@ -456,7 +484,10 @@ export class WorkerPool implements Handoff {
     for (const [index, part] of parts.entries()) {
       if (alreadySent.has(index)) continue;
       // A stop past its timeout: no new send; the next worker resumes at this part.
-      if (this.abandoning) return release(db, [lease]);
+      if (this.abandoning) {
+        await release(db, [lease]);
+        return false;
+      }
       let sent: SentPart;
       try {
         sent = await sendPart(adapter, current, part, count);
@@ -472,19 +503,18 @@ export class WorkerPool implements Handoff {
             "send failed; retrying later",
           );
           await reschedule(db, lease, retry.delayMs, undefined, retry.giveUpAt);
-          return;
+          return false;
         }
         log.error(
           { err: failure.message, code: failure.code, part: index },
           "send failed permanently; message failed",
         );
-        await done("failed", `${adapter.channel} send failed: ${failure.message}`, {
+        return done("failed", `${adapter.channel} send failed: ${failure.message}`, {
           inboundId: row.id,
           part: index,
           status: "failed",
           errorCode: failure.code,
         });
-        return;
       }
       if (sent.route) {
         current = { ...current, route: sent.route };
@@ -500,7 +530,7 @@ export class WorkerPool implements Handoff {
       if (index === parts.length - 1) return done(reply.error ? "failed" : "delivered", undefined, record);
       await recordPart(db, record);
     }
-    await done(reply.error ? "failed" : "delivered");
+    return done(reply.error ? "failed" : "delivered");
   }
 }
 

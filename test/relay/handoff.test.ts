@@ -11,7 +11,37 @@ import { WorkerPool } from "../../src/relay/worker.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 import { waitFor } from "../support/harness.js";
 
-describe.skipIf(!POSTGRES_URL)("worker slots shared by the handoff and the claim", () => {
+const message = (n: number, thread = `t${n}`) => ({
+  threadKey: thread,
+  dedupeKey: `d${n}`,
+  kind: "text" as const,
+  text: "hi",
+  sender: { id: "u" },
+  route: { chat_id: n },
+});
+
+/** A pool over `database` with no tenant configured: a message fails at once, which is all these tests need. */
+function newPool(database: Database): WorkerPool {
+  return new WorkerPool({
+    database,
+    tenants: { get: async () => undefined, list: async () => [] },
+    adapters: {},
+    quickchat: createQuickchatClient({ timeoutMs: 1000 }),
+    log: createLogger("silent"),
+    metrics: createMetrics(async () => ({ depth: 0, oldest: 0 })),
+    options: {
+      concurrency: 10,
+      tenantConcurrency: 4,
+      // Far beyond the tests: a message the pool picks up was claimed or handed over, never polled for.
+      pollIntervalMs: 60_000,
+      leaseMs: 60_000,
+      maxRetryMs: 60_000,
+      backoff: { baseMs: 100, maxMs: 1000 },
+    },
+  });
+}
+
+describe.skipIf(!POSTGRES_URL)("claims beside the handoff", () => {
   let testDb: TestDatabase;
   let database: Database;
   let pool: WorkerPool | undefined;
@@ -24,36 +54,26 @@ describe.skipIf(!POSTGRES_URL)("worker slots shared by the handoff and the claim
     await testDb?.drop();
   });
 
-  it("grants no slot that a claim in flight may need", async () => {
+  const freshDatabase = async () => {
     testDb = await createPostgresDatabase();
     database = await openDatabase({ url: testDb.url, dataDir: "memory://" });
     await migrate(database);
-    const message = (n: number) => ({
-      threadKey: `t${n}`,
-      dedupeKey: `d${n}`,
-      kind: "text" as const,
-      text: "hi",
-      sender: { id: "u" },
-      route: { chat_id: n },
-    });
-    await new InboxWriter(database.db).store("acme", "telegram", [1, 2, 3].map(message));
-    pool = new WorkerPool({
-      database,
-      // No tenant is configured: a claimed message fails at once, which is all this test needs.
-      tenants: { get: async () => undefined, list: async () => [] },
-      adapters: {},
-      quickchat: createQuickchatClient({ timeoutMs: 1000 }),
-      log: createLogger("silent"),
-      metrics: createMetrics(async () => ({ depth: 0, oldest: 0 })),
-      options: {
-        concurrency: 10,
-        tenantConcurrency: 4,
-        leaseMs: 60_000,
-        pollIntervalMs: 60_000,
-        maxRetryMs: 60_000,
-        backoff: { baseMs: 100, maxMs: 1000 },
-      },
-    });
+  };
+  const statuses = async () =>
+    (
+      (await database.db.execute(sql`select status from inbound_messages order by id`)) as unknown as {
+        status: string;
+      }[]
+    ).map((row) => row.status);
+
+  it("grants no slot that a claim in flight may need", async () => {
+    await freshDatabase();
+    await new InboxWriter(database.db).store(
+      "acme",
+      "telegram",
+      [1, 2, 3].map((n) => message(n)),
+    );
+    pool = newPool(database);
     // Hold the claim: it waits for this lock with its limit of 4 (the tenant's whole cap) outstanding.
     locker = postgres(testDb.url ?? "", { max: 1, onnotice: () => {} });
     const release = await new Promise<() => void>((resolveRelease) => {
@@ -77,5 +97,40 @@ describe.skipIf(!POSTGRES_URL)("worker slots shared by the handoff and the claim
     const granted = await waitFor(() => pool?.reserve("acme"), 5000, "a slot for acme");
     expect(granted).toMatch(/:/);
     pool.cancel("acme");
+  });
+  it("claims a thread's next message as soon as the one before it ends, without a NOTIFY or the poll", async () => {
+    await freshDatabase();
+    // Both stored before the pool listens: their NOTIFY is gone, and the second waits behind the first.
+    await new InboxWriter(database.db).store("acme", "telegram", [message(1, "t"), message(2, "t")]);
+    pool = newPool(database);
+    await pool.start();
+    // The first claim takes message 1 only; its end reports message 2 waiting, which is claimed at once.
+    await waitFor(async () => (await statuses()).join() === "failed,failed", 5000, "both messages to end");
+  });
+
+  it("runs no claim when a message taken from its webhook's insert ends with nothing behind it", async () => {
+    await freshDatabase();
+    let claims = 0;
+    const counted: Database = {
+      ...database,
+      db: new Proxy(database.db, {
+        get(target, property, receiver) {
+          if (property === "update") claims++; // the claim is the pool's only update in these runs
+          return Reflect.get(target, property, receiver);
+        },
+      }),
+    };
+    pool = newPool(counted);
+    await pool.start();
+    // The start's claim has ended once a slot can be granted (see above).
+    await waitFor(() => pool?.reserve("acme"), 5000, "the start's claim to end");
+    pool.cancel("acme");
+    const writer = new InboxWriter(database.db, undefined, pool);
+    for (let n = 1; n <= 5; n++) {
+      await writer.store("acme", "telegram", [message(n)]);
+      await waitFor(async () => (await statuses()).at(-1) === "failed", 5000, `message ${n} to end`);
+    }
+    await waitFor(() => pool?.active === 0, 5000, "the pool to be idle");
+    expect(claims).toBe(1);
   });
 });
