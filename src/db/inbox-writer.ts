@@ -18,6 +18,12 @@ export interface InboxWriterOptions {
 }
 
 /**
+ * Two inserts in flight: one waiting on PostgreSQL while the next gathers. Four made smaller statements and
+ * acknowledged fewer webhooks per second; one would leave every webhook waiting behind a slow statement.
+ */
+const WEBHOOK_WRITES: InboxWriterOptions = { maxConcurrent: 2, maxRows: 500 };
+
+/**
  * A worker in the same process that takes new messages straight from the insert: the insert leases them,
  * so they skip the NOTIFY and the claim (two round trips and a commit each).
  */
@@ -43,7 +49,7 @@ export class InboxWriter {
 
   constructor(
     private readonly db: Db,
-    options: InboxWriterOptions = { maxConcurrent: 4, maxRows: 500 },
+    options: InboxWriterOptions = WEBHOOK_WRITES,
     private readonly handoff?: Handoff,
   ) {
     this.group = new GroupCommit((webhooks) => this.write(webhooks), {
