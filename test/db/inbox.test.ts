@@ -1,9 +1,15 @@
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../../src/db/client.js";
-import { insertStatement } from "../../src/db/inbox.js";
+import { insertStatement, writeStates } from "../../src/db/inbox.js";
 import { migrate } from "../../src/db/migrate.js";
-import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
+import {
+  createPostgresDatabase,
+  createTestDatabase,
+  DATABASE_KINDS,
+  POSTGRES_URL,
+  type TestDatabase,
+} from "../support/db.js";
 
 describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
   let testDb: TestDatabase;
@@ -48,3 +54,63 @@ describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
     expect(pages).toBeLessThan(100);
   });
 });
+
+describe.each(DATABASE_KINDS)("replies and final states written together on %s", (kind) => {
+  let testDb: TestDatabase;
+  let database: Database;
+
+  afterEach(async () => {
+    await database?.close();
+    await testDb?.drop();
+  });
+
+  it("gives each write its own outcome in one statement, fenced by its lease", async () => {
+    testDb = await createTestDatabase(kind);
+    database = await openDatabase({ url: testDb.url, dataDir: "memory://" });
+    await migrate(database);
+    const { db } = database;
+    // Messages 1-4 in threads a-d, leased to "w"; 5 waits behind 3 in thread c; 4's lease went to "other".
+    await db.execute(sql`
+      insert into inbound_messages (id, tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text,
+        status, lease_owner)
+      values (1, 'acme', 'telegram', 'a', 'd1', 'text', '{}', '{}', 'x', 'pending', 'w'),
+        (2, 'acme', 'telegram', 'b', 'd2', 'text', '{}', '{}', 'x', 'pending', 'w'),
+        (3, 'acme', 'telegram', 'c', 'd3', 'text', '{}', '{}', 'x', 'delivering', 'w'),
+        (4, 'acme', 'telegram', 'd', 'd4', 'text', '{}', '{}', 'x', 'delivering', 'other'),
+        (5, 'acme', 'telegram', 'c', 'd5', 'text', '{}', '{}', 'x', 'pending', null)`);
+    const conversation = { tenantId: "acme", channel: "telegram", threadKey: "a", convId: "conv-a" };
+    const results = await writeStates(db, [
+      { kind: "reply", lease: { id: 1, owner: "w" }, html: "<b>hi</b>", conversation },
+      { kind: "reply", lease: { id: 2, owner: "stale" }, html: "lost" },
+      { kind: "final", lease: { id: 3, owner: "w" }, status: "delivered", lastPart: sentPart(3) },
+      { kind: "final", lease: { id: 4, owner: "w" }, status: "delivered" },
+    ]);
+    // Stored; lease lost; ended with message 5 waiting behind it; lease lost.
+    expect(results).toEqual([true, false, true, false]);
+    const rows = await db.execute(
+      sql`select id::int, status, reply_html, lease_owner from inbound_messages order by id`,
+    );
+    expect(rowsOf(rows)).toEqual([
+      { id: 1, status: "delivering", reply_html: "<b>hi</b>", lease_owner: "w" },
+      { id: 2, status: "pending", reply_html: null, lease_owner: "w" },
+      { id: 3, status: "delivered", reply_html: null, lease_owner: null },
+      { id: 4, status: "delivering", reply_html: null, lease_owner: "other" },
+      { id: 5, status: "pending", reply_html: null, lease_owner: null },
+    ]);
+    const stored = await db.execute(sql`select thread_key, conv_id from conversations`);
+    expect(rowsOf(stored)).toEqual([{ thread_key: "a", conv_id: "conv-a" }]);
+    const parts = await db.execute(
+      sql`select inbound_id::int, part, channel_message_id from outbound_messages`,
+    );
+    expect(rowsOf(parts)).toEqual([{ inbound_id: 3, part: 0, channel_message_id: "m3" }]);
+    // A thread with nothing behind its message reports so.
+    const [alone] = await writeStates(db, [
+      { kind: "final", lease: { id: 1, owner: "w" }, status: "delivered" },
+    ]);
+    expect(alone).toBe(false);
+  });
+});
+
+const rowsOf = (result: unknown) => (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows);
+
+const sentPart = (id: number) => ({ inboundId: id, part: 0, status: "sent", channelMessageId: `m${id}` });
