@@ -41,7 +41,8 @@ function openPostgres(url: string, max: number): Database {
       // A prepared statement's cached (generic) plan is made once, from the tables' sizes at that moment:
       // made on a young inbox, it scans the whole table by the time the inbox has grown (12 ms instead of
       // 0.7 ms per grouped update at 20,000 rows). Planning each run with its parameters costs far less.
-      plan_cache_mode: "force_custom_plan",
+      // Unprepared statements are planned per run anyway, and PgBouncer refuses unknown startup parameters.
+      ...(preparesStatements(url) && { plan_cache_mode: "force_custom_plan" }),
     },
   });
   const db = drizzlePostgres(withPreparedStatements(client), { schema }) as unknown as Db;
@@ -65,6 +66,9 @@ function openPostgres(url: string, max: number): Database {
     close: () => client.end({ timeout: 5 }),
   };
 }
+
+/** False with postgres.js's `?prepare=false` (or `disable`) on the URL. */
+const preparesStatements = (url: string) => !/[?&]prepare=(false|disable)(&|$)/i.test(url);
 
 /**
  * drizzle sends its queries as unnamed statements, which postgres.js runs in two round trips (parse and

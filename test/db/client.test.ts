@@ -64,9 +64,11 @@ describe.skipIf(!POSTGRES_URL)("PostgreSQL connections", () => {
     expect(databaseReason(err)).toBe("division by zero");
   });
 
-  it("prepares nothing with ?prepare=false (PgBouncer in transaction mode)", async () => {
+  it("prepares nothing with ?prepare=false (PgBouncer in transaction mode), nor sets a plan mode", async () => {
     const db = await open("?prepare=false");
     for (let i = 0; i < 3; i++) await db.execute(sql`select ${i}::int as qb_probe`);
     expect(await preparedStatements(db)).toHaveLength(0);
+    // PgBouncer refuses a connection whose startup packet carries a parameter it does not know.
+    expect(rowsOf(await db.execute(sql`show plan_cache_mode`))).toEqual([{ plan_cache_mode: "auto" }]);
   });
 });
