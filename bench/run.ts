@@ -312,9 +312,13 @@ async function load(options: LoadOptions): Promise<LoadResult> {
 // ---------------------------------------------------------------------------------------------------------
 // Scenarios
 
+/** Node's options for the service, as the container sets them (docker/Dockerfile). */
+const SERVICE_NODE_OPTIONS = "--max-semi-space-size=32";
+
 const BRIDGE_ENV = {
   LOG_LEVEL: "warn",
   SHUTDOWN_TIMEOUT_SECONDS: "2",
+  NODE_OPTIONS: SERVICE_NODE_OPTIONS,
 };
 
 async function withBridge<T>(

@@ -81,7 +81,7 @@ function knownVariables(): Set<string> {
   return new Set([...settings, ...shorthand]);
 }
 /** Set by the runtime (Node itself, npm), not by the bridge's settings. */
-const PLATFORM_VARIABLES = new Set(["NODE_ENV"]);
+const PLATFORM_VARIABLES = new Set(["NODE_ENV", "NODE_OPTIONS"]);
 
 describe("Dockerfile", () => {
   it("has a build stage and a runtime stage on an official Node 20 slim image", () => {
@@ -99,6 +99,8 @@ describe("Dockerfile", () => {
     expect(execForm(runtimeOps("ENTRYPOINT")[0]!.args)).toEqual(["node", "bin/bridge.js"]);
     expect(execForm(runtimeOps("CMD")[0]!.args)).toEqual(["serve"]);
     expect(runtimeEnv.DATA_DIR).toBe("/data");
+    // The young generation the bench runs the service with (bench/run.ts, SERVICE_NODE_OPTIONS).
+    expect(runtimeEnv.NODE_OPTIONS).toBe("--max-semi-space-size=32");
     for (const name of Object.keys(runtimeEnv))
       if (!PLATFORM_VARIABLES.has(name)) expect(knownVariables()).toContain(name);
     expect(runtimeOps("EXPOSE").map((i) => i.args)).toEqual([runtimeEnv.PORT ?? "3000"]);
