@@ -241,83 +241,39 @@ export interface StoredReply {
   conversation?: { tenantId: string; channel: string; threadKey: string; convId: string };
 }
 
-/** The final state of a leased message; `lastPart` is the record of the part that ended its delivery. */
-export interface FinalState {
-  lease: Lease;
-  status: "delivered" | "failed";
-  /** Why it failed; undefined keeps the stored reason. */
-  error?: string;
-  lastPart?: PartRecord;
-}
-
-/** A worker's write about one leased message: the reply before delivery, or the final state after it. */
-export type StateWrite = ({ kind: "reply" } & StoredReply) | ({ kind: "final" } & FinalState);
-
 /**
- * Writes the replies and final states of several messages in one statement (one round trip, one commit),
- * each fenced by its lease. A reply also stores its thread's conversation id, and gives delivery its own
- * retry window (attempts and give-up time start over); a final state also records the last part sent.
- * Per write: for a reply, whether it was stored (false: the lease was lost); for a final state, whether its
- * thread has a later unfinished message, which the end of this one makes claimable.
+ * Stores replies to deliver (and, for failing messages, why) with their threads' conversation ids, for
+ * several messages in one statement (one round trip, atomic). Per reply: false when its lease was lost.
+ * Delivery gets its own retry window: attempts and give-up time start over.
  */
-export async function writeStates(db: Db, writes: StateWrite[]): Promise<boolean[]> {
-  const rows = writes.map((w) => {
-    const base = { kind: w.kind, id: w.lease.id, owner: w.lease.owner, error: w.error ?? null };
-    if (w.kind === "reply") {
-      const c = w.conversation;
-      return {
-        ...base,
-        html: w.html,
-        tenant_id: c?.tenantId ?? null,
-        channel: c?.channel ?? null,
-        thread_key: c?.threadKey ?? null,
-        conv_id: c?.convId ?? null,
-      };
-    }
-    const p = w.lastPart;
-    return {
-      ...base,
-      status: w.status,
-      part: p?.part ?? null,
-      part_status: p?.status ?? null,
-      channel_message_id: p?.channelMessageId ?? null,
-      error_code: p?.errorCode ?? null,
-    };
-  });
+export async function storeReplies(db: Db, replies: StoredReply[]): Promise<boolean[]> {
+  const rows = replies.map(({ lease, html, error, conversation: c }) => ({
+    id: lease.id,
+    owner: lease.owner,
+    html,
+    error: error ?? null,
+    tenant_id: c?.tenantId ?? null,
+    channel: c?.channel ?? null,
+    thread_key: c?.threadKey ?? null,
+    conv_id: c?.convId ?? null,
+  }));
   const result = await db.execute(sql`
     with r as (
-      select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(kind text, id bigint, owner text,
-        error text, html text, tenant_id text, channel text, thread_key text, conv_id text, status text, part int,
-        part_status text, channel_message_id text, error_code text)),
+      select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id bigint, owner text, html text,
+        error text, tenant_id text, channel text, thread_key text, conv_id text)),
     stored as (
       update ${inboundMessages} m set status = 'delivering', reply_html = r.html, error = r.error, attempts = 0,
         give_up_at = null, updated_at = now()
-      from r where r.kind = 'reply' and m.id = r.id and m.lease_owner = r.owner
+      from r where m.id = r.id and m.lease_owner = r.owner
       returning m.id),
     conversation as (
       insert into ${conversations} (tenant_id, channel, thread_key, conv_id)
       select r.tenant_id, r.channel, r.thread_key, r.conv_id from r join stored on stored.id = r.id
       where r.conv_id is not null
-      on conflict (tenant_id, channel, thread_key) do update set conv_id = excluded.conv_id, updated_at = now()),
-    part as (
-      insert into ${outboundMessages} (inbound_id, part, status, channel_message_id, error_code)
-      select r.id, r.part, r.part_status, r.channel_message_id, r.error_code from r
-      where r.kind = 'final' and r.part is not null
-      ${onPartConflict}),
-    finished as (
-      update ${inboundMessages} m set status = r.status, error = coalesce(r.error, m.error), lease_until = null,
-        lease_owner = null, updated_at = now()
-      from r where r.kind = 'final' and m.id = r.id and m.lease_owner = r.owner
-      returning m.id, exists (select 1 from ${inboundMessages} o where o.tenant_id = m.tenant_id
-        and o.channel = m.channel and o.thread_key = m.thread_key and o.status in ('pending', 'delivering')
-        and o.id > m.id) as waiting)
-    select id, true as result from stored
-    union all select id, waiting from finished`);
-  // A message is in one write per statement at most: the worker writes its final state after its reply.
-  const results = new Map(
-    rowsOf<{ id: number | string; result: boolean }>(result).map((r) => [Number(r.id), r.result]),
-  );
-  return writes.map((w) => results.get(w.lease.id) ?? false);
+      on conflict (tenant_id, channel, thread_key) do update set conv_id = excluded.conv_id, updated_at = now())
+    select id from stored`);
+  const stored = new Set(rowsOf<{ id: number | string }>(result).map((r) => Number(r.id)));
+  return replies.map((reply) => stored.has(reply.lease.id));
 }
 
 /** Puts the message back for a later attempt (backoff), releasing the lease. */
@@ -341,6 +297,52 @@ export async function reschedule(
       updatedAt: sql`now()`,
     })
     .where(held(lease));
+}
+
+/** The final state of a leased message; `lastPart` is the record of the part that ended its delivery. */
+export interface FinalState {
+  lease: Lease;
+  status: "delivered" | "failed";
+  /** Why it failed; undefined keeps the stored reason. */
+  error?: string;
+  lastPart?: PartRecord;
+}
+
+/**
+ * Final states (and their last parts' records) of several messages, in one statement. Per state: whether its
+ * thread has a later unfinished message, which the end of this one makes claimable.
+ */
+export async function finishAll(db: Db, states: FinalState[]): Promise<boolean[]> {
+  const rows = states.map(({ lease, status, error, lastPart: p }) => ({
+    id: lease.id,
+    owner: lease.owner,
+    status,
+    error: error ?? null,
+    part: p?.part ?? null,
+    part_status: p?.status ?? null,
+    channel_message_id: p?.channelMessageId ?? null,
+    error_code: p?.errorCode ?? null,
+  }));
+  const result = await db.execute(sql`
+    with r as (
+      select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id bigint, owner text, status text,
+        error text, part int, part_status text, channel_message_id text, error_code text)),
+    part as (
+      insert into ${outboundMessages} (inbound_id, part, status, channel_message_id, error_code)
+      select r.id, r.part, r.part_status, r.channel_message_id, r.error_code from r where r.part is not null
+      ${onPartConflict})
+    update ${inboundMessages} m set status = r.status, error = coalesce(r.error, m.error), lease_until = null,
+      lease_owner = null, updated_at = now()
+    from r where m.id = r.id and m.lease_owner = r.owner
+    returning m.id, exists (select 1 from ${inboundMessages} o where o.tenant_id = m.tenant_id
+      and o.channel = m.channel and o.thread_key = m.thread_key and o.status in ('pending', 'delivering')
+      and o.id > m.id) as waiting`);
+  const waiting = new Set(
+    rowsOf<{ id: number | string; waiting: boolean }>(result)
+      .filter((r) => r.waiting)
+      .map((r) => Number(r.id)),
+  );
+  return states.map((state) => waiting.has(state.lease.id));
 }
 
 /** Returns claimed messages to the queue at once (shutdown, or a claim past a tenant's cap). */

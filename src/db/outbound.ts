@@ -20,7 +20,7 @@ export interface PartRecord {
   errorCode?: string;
 }
 
-/** A part's record replaces an earlier one (a retried part): shared by `recordPart` and `writeStates`. */
+/** A part's record replaces an earlier one (a retried part): shared by `recordPart` and `finishAll`. */
 export const onPartConflict = sql`on conflict (inbound_id, part) do update set status = excluded.status,
   channel_message_id = excluded.channel_message_id, error_code = excluded.error_code, updated_at = now()`;
 

@@ -14,13 +14,15 @@ import { GroupCommit } from "../db/group-commit.js";
 import {
   type ClaimedMessage,
   claimMessages,
+  type FinalState,
+  finishAll,
   type Lease,
   release,
   renewLease,
   reschedule,
-  type StateWrite,
+  type StoredReply,
+  storeReplies,
   updateRoute,
-  writeStates,
 } from "../db/inbox.js";
 import type { Handoff } from "../db/inbox-writer.js";
 import { type PartRecord, recordPart, sentParts } from "../db/outbound.js";
@@ -62,8 +64,8 @@ export interface WorkerDeps {
 const CLAIM_BATCH = 64;
 
 /**
- * Group commit of replies and final states: one statement in flight, the next gathering meanwhile. Fewer,
- * larger statements relayed more messages per second than several in flight (docs/performance.md): each
+ * Group commit of replies and final states: one statement of each in flight, the rest gathering for the next.
+ * Fewer, larger statements relayed more messages per second than four in flight (docs/performance.md): each
  * statement costs PostgreSQL a plan and a commit, and both processes a wakeup.
  */
 const STATE_WRITES = { maxConcurrent: 1, maxSize: 200 };
@@ -109,12 +111,15 @@ export class WorkerPool implements Handoff {
   private pollTimer: NodeJS.Timeout | undefined;
   private unlisten: (() => Promise<void>) | undefined;
   private readonly idleWaiters: (() => void)[] = [];
-  /** Replies and final states of concurrent messages are written together (group commit, `writeStates`). */
-  private readonly states: GroupCommit<StateWrite, boolean>;
+  /** Replies and final states of concurrent messages are written together (group commit). */
+  private readonly replies: GroupCommit<StoredReply, boolean>;
+  /** Per final state: whether its thread has a message waiting behind it. */
+  private readonly finals: GroupCommit<FinalState, boolean>;
 
   constructor(private readonly deps: WorkerDeps) {
     const db = deps.database.db;
-    this.states = new GroupCommit((items) => writeStates(db, items), STATE_WRITES);
+    this.replies = new GroupCommit((items) => storeReplies(db, items), STATE_WRITES);
+    this.finals = new GroupCommit((items) => finishAll(db, items), STATE_WRITES);
   }
 
   get active(): number {
@@ -290,8 +295,7 @@ export class WorkerPool implements Handoff {
       const config = tenant && adapter?.config(tenant);
       if (!tenant || !adapter || config === undefined) {
         log.warn("tenant or channel no longer configured; message failed");
-        return await this.states.submit({
-          kind: "final",
+        return await this.finals.submit({
           lease,
           status: "failed",
           error: "tenant or channel no longer configured",
@@ -321,8 +325,7 @@ export class WorkerPool implements Handoff {
           const conversation = answer.convId ? { ...thread, convId: answer.convId } : undefined;
           // Quickchat's HTML could carry a NUL, which the reply column cannot hold.
           const html = storableText(answer.html);
-          const stored = await this.states.submit({
-            kind: "reply",
+          const stored = await this.replies.submit({
             lease,
             html,
             ...(answer.error && { error: answer.error }),
@@ -465,8 +468,7 @@ export class WorkerPool implements Handoff {
     const labels = { tenant: row.tenantId, channel: adapter.channel };
     const count = (outcome: string) => this.deps.metrics.sends.inc({ ...labels, outcome });
     const done = async (status: "delivered" | "failed", error?: string, lastPart?: PartRecord) => {
-      const successorWaiting = await this.states.submit({
-        kind: "final",
+      const successorWaiting = await this.finals.submit({
         lease,
         status,
         ...(error !== undefined && { error }),

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Database, databaseReason, openDatabase } from "../../src/db/client.js";
-import { writeStates } from "../../src/db/inbox.js";
+import { finishAll } from "../../src/db/inbox.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 
@@ -42,8 +42,7 @@ describe.skipIf(!POSTGRES_URL)("PostgreSQL connections", () => {
     const db = await open("", { migrated: true });
     // Prepared and run on an empty inbox, as on a fresh install: a cached plan made now would seq-scan
     // (a hash join) the inbox for ever after.
-    const finish = (id: number) =>
-      writeStates(db, [{ kind: "final", lease: { id, owner: "probe" }, status: "delivered" }]);
+    const finish = (id: number) => finishAll(db, [{ lease: { id, owner: "probe" }, status: "delivered" }]);
     for (let i = 0; i < 8; i++) await finish(i);
     await db.execute(sql`
       insert into inbound_messages (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text, status)
@@ -52,7 +51,7 @@ describe.skipIf(!POSTGRES_URL)("PostgreSQL connections", () => {
     for (let i = 0; i < 4; i++) await finish(i);
     const [plans] = rowsOf<{ generic: number; custom: number }>(
       await db.execute(sql`select generic_plans::int as generic, custom_plans::int as custom
-        from pg_prepared_statements where statement like '%jsonb_to_recordset%' and statement like '%finished as%'`),
+        from pg_prepared_statements where statement like '%jsonb_to_recordset%' and statement like '%part as%'`),
     );
     expect(plans).toEqual({ generic: 0, custom: 12 });
   });

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../../src/db/client.js";
-import { insertStatement, writeStates } from "../../src/db/inbox.js";
+import { finishAll, insertStatement, storeReplies } from "../../src/db/inbox.js";
 import { migrate } from "../../src/db/migrate.js";
 import {
   createPostgresDatabase,
@@ -55,7 +55,7 @@ describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
   });
 });
 
-describe.each(DATABASE_KINDS)("replies and final states written together on %s", (kind) => {
+describe.each(DATABASE_KINDS)("replies and final states on %s", (kind) => {
   let testDb: TestDatabase;
   let database: Database;
 
@@ -64,7 +64,7 @@ describe.each(DATABASE_KINDS)("replies and final states written together on %s",
     await testDb?.drop();
   });
 
-  it("gives each write its own outcome in one statement, fenced by its lease", async () => {
+  it("are written for several messages per statement, each fenced by its lease", async () => {
     testDb = await createTestDatabase(kind);
     database = await openDatabase({ url: testDb.url, dataDir: "memory://" });
     await migrate(database);
@@ -79,14 +79,16 @@ describe.each(DATABASE_KINDS)("replies and final states written together on %s",
         (4, 'acme', 'telegram', 'd', 'd4', 'text', '{}', '{}', 'x', 'delivering', 'other'),
         (5, 'acme', 'telegram', 'c', 'd5', 'text', '{}', '{}', 'x', 'pending', null)`);
     const conversation = { tenantId: "acme", channel: "telegram", threadKey: "a", convId: "conv-a" };
-    const results = await writeStates(db, [
-      { kind: "reply", lease: { id: 1, owner: "w" }, html: "<b>hi</b>", conversation },
-      { kind: "reply", lease: { id: 2, owner: "stale" }, html: "lost" },
-      { kind: "final", lease: { id: 3, owner: "w" }, status: "delivered", lastPart: sentPart(3) },
-      { kind: "final", lease: { id: 4, owner: "w" }, status: "delivered" },
+    const stored = await storeReplies(db, [
+      { lease: { id: 1, owner: "w" }, html: "<b>hi</b>", conversation },
+      { lease: { id: 2, owner: "stale" }, html: "lost" },
     ]);
-    // Stored; lease lost; ended with message 5 waiting behind it; lease lost.
-    expect(results).toEqual([true, false, true, false]);
+    expect(stored).toEqual([true, false]); // stored; lease lost
+    const finished = await finishAll(db, [
+      { lease: { id: 3, owner: "w" }, status: "delivered", lastPart: sentPart(3) },
+      { lease: { id: 4, owner: "w" }, status: "delivered" },
+    ]);
+    expect(finished).toEqual([true, false]); // ended with message 5 waiting behind it; lease lost
     const rows = await db.execute(
       sql`select id::int, status, reply_html, lease_owner from inbound_messages order by id`,
     );
@@ -97,16 +99,14 @@ describe.each(DATABASE_KINDS)("replies and final states written together on %s",
       { id: 4, status: "delivering", reply_html: null, lease_owner: "other" },
       { id: 5, status: "pending", reply_html: null, lease_owner: null },
     ]);
-    const stored = await db.execute(sql`select thread_key, conv_id from conversations`);
-    expect(rowsOf(stored)).toEqual([{ thread_key: "a", conv_id: "conv-a" }]);
+    const threads = await db.execute(sql`select thread_key, conv_id from conversations`);
+    expect(rowsOf(threads)).toEqual([{ thread_key: "a", conv_id: "conv-a" }]);
     const parts = await db.execute(
       sql`select inbound_id::int, part, channel_message_id from outbound_messages`,
     );
     expect(rowsOf(parts)).toEqual([{ inbound_id: 3, part: 0, channel_message_id: "m3" }]);
     // A thread with nothing behind its message reports so.
-    const [alone] = await writeStates(db, [
-      { kind: "final", lease: { id: 1, owner: "w" }, status: "delivered" },
-    ]);
+    const [alone] = await finishAll(db, [{ lease: { id: 1, owner: "w" }, status: "delivered" }]);
     expect(alone).toBe(false);
   });
 });
