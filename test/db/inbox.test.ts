@@ -3,28 +3,28 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../../src/db/client.js";
 import { finishAll, insertStatement, storeReplies } from "../../src/db/inbox.js";
 import { migrate } from "../../src/db/migrate.js";
-import {
-  createPostgresDatabase,
-  createTestDatabase,
-  DATABASE_KINDS,
-  POSTGRES_URL,
-  type TestDatabase,
-} from "../support/db.js";
+import { createTestDatabase, DATABASE_KINDS, POSTGRES_URL, type TestDatabase } from "../support/db.js";
+
+let testDb: TestDatabase | undefined;
+let database: Database | undefined;
+
+afterEach(async () => {
+  await database?.close();
+  await testDb?.drop();
+  database = testDb = undefined;
+});
+
+/** A migrated database of `kind`, closed and dropped after the test. */
+async function migrated(kind: "pglite" | "postgres") {
+  testDb = await createTestDatabase(kind);
+  database = await openDatabase({ url: testDb.url, dataDir: "memory://" });
+  await migrate(database);
+  return database.db;
+}
 
 describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
-  let testDb: TestDatabase;
-  let database: Database;
-
-  afterEach(async () => {
-    await database?.close();
-    await testDb?.drop();
-  });
-
   it("probes only the new message's thread when deciding whether the insert may lease it", async () => {
-    testDb = await createPostgresDatabase();
-    database = await openDatabase({ url: testDb.url, dataDir: "memory://" });
-    await migrate(database);
-    const { db } = database;
+    const db = await migrated("postgres");
     // 20,000 unfinished messages in other threads: a backlog.
     await db.execute(sql`
       insert into inbound_messages (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text)
@@ -56,19 +56,8 @@ describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
 });
 
 describe.each(DATABASE_KINDS)("replies and final states on %s", (kind) => {
-  let testDb: TestDatabase;
-  let database: Database;
-
-  afterEach(async () => {
-    await database?.close();
-    await testDb?.drop();
-  });
-
   it("are written for several messages per statement, each fenced by its lease", async () => {
-    testDb = await createTestDatabase(kind);
-    database = await openDatabase({ url: testDb.url, dataDir: "memory://" });
-    await migrate(database);
-    const { db } = database;
+    const db = await migrated(kind);
     // Messages 1-4 in threads a-d, leased to "w"; 5 waits behind 3 in thread c; 4's lease went to "other".
     await db.execute(sql`
       insert into inbound_messages (id, tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text,
