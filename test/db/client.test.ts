@@ -3,10 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type Database, databaseReason, openDatabase } from "../../src/db/client.js";
 import { finishAll } from "../../src/db/inbox.js";
 import { migrate } from "../../src/db/migrate.js";
-import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
-
-const rowsOf = <T>(result: unknown): T[] =>
-  Array.isArray(result) ? result : ((result as { rows?: T[] }).rows ?? []);
+import { createPostgresDatabase, POSTGRES_URL, rowsOf, type TestDatabase } from "../support/db.js";
 
 describe.skipIf(!POSTGRES_URL)("PostgreSQL connections", () => {
   let testDb: TestDatabase;

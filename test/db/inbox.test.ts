@@ -3,7 +3,13 @@ import { afterEach, describe, expect, it } from "vitest";
 import { type Database, openDatabase } from "../../src/db/client.js";
 import { finishAll, insertStatement, storeReplies } from "../../src/db/inbox.js";
 import { migrate } from "../../src/db/migrate.js";
-import { createTestDatabase, DATABASE_KINDS, POSTGRES_URL, type TestDatabase } from "../support/db.js";
+import {
+  createTestDatabase,
+  DATABASE_KINDS,
+  POSTGRES_URL,
+  rowsOf,
+  type TestDatabase,
+} from "../support/db.js";
 
 let testDb: TestDatabase | undefined;
 let database: Database | undefined;
@@ -99,7 +105,5 @@ describe.each(DATABASE_KINDS)("replies and final states on %s", (kind) => {
     expect(alone).toBe(false);
   });
 });
-
-const rowsOf = (result: unknown) => (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows);
 
 const sentPart = (id: number) => ({ inboundId: id, part: 0, status: "sent", channelMessageId: `m${id}` });
