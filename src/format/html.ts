@@ -226,7 +226,7 @@ function appendNode(frame: Frame, node: Node): void {
 
 function appendText(frame: Frame, raw: string): void {
   // Non-breaking spaces become plain spaces so they collapse and never split a bold/italic marker.
-  const text = raw.replaceAll("\u00a0", " ");
+  const text = raw.includes("\u00a0") ? raw.replaceAll("\u00a0", " ") : raw;
   if (frame.list && !text.trim()) return;
   const target = targetOf(frame);
   const last = target.at(-1);

@@ -4,8 +4,11 @@ import { innermostLink, type Mark } from "./runs.js";
 
 const ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
 
+const SPECIAL = /[&<>]/;
+
+/** The test first: most text has nothing to escape, and a replace with a callback is the costlier call. */
 export function escapeSlack(text: string): string {
-  return text.replace(/[&<>]/g, (char) => ENTITIES[char]!);
+  return SPECIAL.test(text) ? text.replace(/[&<>]/g, (char) => ENTITIES[char]!) : text;
 }
 
 function escapeMrkdwn(text: string, marks: readonly Mark[]): string {

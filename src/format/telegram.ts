@@ -13,12 +13,16 @@ const TAGS = {
 
 const ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" };
 
+const SPECIAL_IN_TEXT = /[&<>]/;
+const SPECIAL_IN_ATTRIBUTE = /[&<>"]/;
+
+// The test first: most text has nothing to escape, and a replace with a callback is the costlier call.
 function escapeText(text: string): string {
-  return text.replace(/[&<>]/g, (char) => ENTITIES[char]!);
+  return SPECIAL_IN_TEXT.test(text) ? text.replace(/[&<>]/g, (char) => ENTITIES[char]!) : text;
 }
 
 function escapeAttribute(value: string): string {
-  return value.replace(/[&<>"]/g, (char) => ENTITIES[char]!);
+  return SPECIAL_IN_ATTRIBUTE.test(value) ? value.replace(/[&<>"]/g, (char) => ENTITIES[char]!) : value;
 }
 
 function tagOf(mark: Mark): { open: string; close: string } {
