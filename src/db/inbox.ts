@@ -216,6 +216,14 @@ export async function claimMessages(db: Db, options: ClaimOptions): Promise<Inbo
     });
 }
 
+/**
+ * The rows a grouped update writes, as an id array the planner can count. It takes a function's rows
+ * (jsonb_to_recordset) as 100, and for 100 rows hashing the whole inbox looked cheaper than as many
+ * primary-key probes, up to some 15,000 rows: every reply and final state read the table (1.4-1.6 ms and
+ * 87 pages at 5,000 rows, against 0.15-0.35 ms by primary key).
+ */
+const idsOf = (leases: Lease[]) => sql`${`{${leases.map((lease) => lease.id).join(",")}}`}::bigint[]`;
+
 const held = (lease: Lease) =>
   and(eq(inboundMessages.id, lease.id), eq(inboundMessages.leaseOwner, lease.owner));
 
@@ -247,6 +255,13 @@ export interface StoredReply {
  * Delivery gets its own retry window: attempts and give-up time start over.
  */
 export async function storeReplies(db: Db, replies: StoredReply[]): Promise<boolean[]> {
+  const result = await db.execute(storeRepliesStatement(replies));
+  const stored = new Set(rowsOf<{ id: number | string }>(result).map((r) => Number(r.id)));
+  return replies.map((reply) => stored.has(reply.lease.id));
+}
+
+/** `storeReplies`'s statement. */
+export function storeRepliesStatement(replies: StoredReply[]) {
   const rows = replies.map(({ lease, html, error, conversation: c }) => ({
     id: lease.id,
     owner: lease.owner,
@@ -257,23 +272,22 @@ export async function storeReplies(db: Db, replies: StoredReply[]): Promise<bool
     thread_key: c?.threadKey ?? null,
     conv_id: c?.convId ?? null,
   }));
-  const result = await db.execute(sql`
+  return sql`
     with r as (
       select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id bigint, owner text, html text,
         error text, tenant_id text, channel text, thread_key text, conv_id text)),
     stored as (
       update ${inboundMessages} m set status = 'delivering', reply_html = r.html, error = r.error, attempts = 0,
         give_up_at = null, updated_at = now()
-      from r where m.id = r.id and m.lease_owner = r.owner
+      from r where m.id = any(${idsOf(replies.map((reply) => reply.lease))}) and m.id = r.id
+        and m.lease_owner = r.owner
       returning m.id),
     conversation as (
       insert into ${conversations} (tenant_id, channel, thread_key, conv_id)
       select r.tenant_id, r.channel, r.thread_key, r.conv_id from r join stored on stored.id = r.id
       where r.conv_id is not null
       on conflict (tenant_id, channel, thread_key) do update set conv_id = excluded.conv_id, updated_at = now())
-    select id from stored`);
-  const stored = new Set(rowsOf<{ id: number | string }>(result).map((r) => Number(r.id)));
-  return replies.map((reply) => stored.has(reply.lease.id));
+    select id from stored`;
 }
 
 /** Puts the message back for a later attempt (backoff), releasing the lease. */
@@ -313,6 +327,17 @@ export interface FinalState {
  * thread has a later unfinished message, which the end of this one makes claimable.
  */
 export async function finishAll(db: Db, states: FinalState[]): Promise<boolean[]> {
+  const result = await db.execute(finishAllStatement(states));
+  const waiting = new Set(
+    rowsOf<{ id: number | string; waiting: boolean }>(result)
+      .filter((r) => r.waiting)
+      .map((r) => Number(r.id)),
+  );
+  return states.map((state) => waiting.has(state.lease.id));
+}
+
+/** `finishAll`'s statement. */
+export function finishAllStatement(states: FinalState[]) {
   const rows = states.map(({ lease, status, error, lastPart: p }) => ({
     id: lease.id,
     owner: lease.owner,
@@ -323,7 +348,7 @@ export async function finishAll(db: Db, states: FinalState[]): Promise<boolean[]
     channel_message_id: p?.channelMessageId ?? null,
     error_code: p?.errorCode ?? null,
   }));
-  const result = await db.execute(sql`
+  return sql`
     with r as (
       select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id bigint, owner text, status text,
         error text, part int, part_status text, channel_message_id text, error_code text)),
@@ -333,16 +358,11 @@ export async function finishAll(db: Db, states: FinalState[]): Promise<boolean[]
       ${onPartConflict})
     update ${inboundMessages} m set status = r.status, error = coalesce(r.error, m.error), lease_until = null,
       lease_owner = null, updated_at = now()
-    from r where m.id = r.id and m.lease_owner = r.owner
+    from r where m.id = any(${idsOf(states.map((state) => state.lease))}) and m.id = r.id
+      and m.lease_owner = r.owner
     returning m.id, exists (select 1 from ${inboundMessages} o where o.tenant_id = m.tenant_id
       and o.channel = m.channel and o.thread_key = m.thread_key and o.status in ('pending', 'delivering')
-      and o.id > m.id) as waiting`);
-  const waiting = new Set(
-    rowsOf<{ id: number | string; waiting: boolean }>(result)
-      .filter((r) => r.waiting)
-      .map((r) => Number(r.id)),
-  );
-  return states.map((state) => waiting.has(state.lease.id));
+      and o.id > m.id) as waiting`;
 }
 
 /** Returns claimed messages to the queue at once (shutdown, or a claim past a tenant's cap). */
@@ -351,7 +371,8 @@ export async function release(db: Db, leases: Lease[]): Promise<void> {
   await db.execute(sql`
     update ${inboundMessages} set lease_until = null, lease_owner = null, next_attempt_at = now()
     from jsonb_to_recordset(${JSON.stringify(leases)}::jsonb) as l(id bigint, owner text)
-    where inbound_messages.id = l.id and inbound_messages.lease_owner = l.owner`);
+    where inbound_messages.id = any(${idsOf(leases)}) and inbound_messages.id = l.id
+      and inbound_messages.lease_owner = l.owner`);
 }
 
 /** A changed delivery route (Telegram group → supergroup) for this message. */
