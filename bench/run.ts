@@ -342,20 +342,43 @@ async function withBridge<T>(
   }
 }
 
-async function baseline() {
+/** The baseline server (bench/baseline.ts) on a fresh database, for `fn`. */
+async function withBaseline<T>(fn: (baseline: Service) => Promise<T>): Promise<T> {
   const db = await freshDatabase();
   const service = await startChild(["--import", "tsx", "bench/baseline.ts"], { DATABASE_URL: db.url });
   try {
-    const build = () => {
-      const built = buildWebhook("telegram", 1000);
-      return { ...built, path: "/webhook", headers: { ...built.headers, "x-bench-id": String(sequence) } };
-    };
-    await load({ url: service.url, build, duration: WARMUP });
-    return await load({ url: service.url, build });
+    return await fn(service);
   } finally {
     await service.stop();
     await db.drop();
   }
+}
+
+/** The same Telegram webhook body, posted to the baseline's one route with its row key. */
+function baselineRequest(): Built {
+  const built = buildWebhook("telegram", 1000);
+  return { ...built, path: "/webhook", headers: { ...built.headers, "x-bench-id": String(sequence) } };
+}
+
+async function baseline() {
+  return withBaseline(async (service) => {
+    await load({ url: service.url, build: baselineRequest, duration: WARMUP });
+    return await load({ url: service.url, build: baselineRequest });
+  });
+}
+
+/**
+ * A yardstick for the added latency: the baseline's ack latency at the same steady rate, one HTTP request
+ * and one INSERT. The bridge's path holds four such steps in a row (the webhook and its insert, the Quickchat
+ * call, the reply's insert, the channel send), so on a slow machine the added latency can be read against it.
+ */
+async function baselineLatency() {
+  return withBaseline(async (service) => {
+    await paced(service.url, LATENCY_RATE, 2, baselineRequest);
+    await sleep(1000);
+    const { ackMs } = await paced(service.url, LATENCY_RATE, DURATION, baselineRequest);
+    return { rate: LATENCY_RATE, p50: round(percentile(ackMs, 50), 2), p99: round(percentile(ackMs, 99), 2) };
+  });
 }
 
 async function ackPath(fakes: Fakes, configPath: string, channel: Channel) {
@@ -435,14 +458,19 @@ const senders = new Agent({ connections: 64 });
  * Sends webhooks at a steady `rate` for `seconds`, each stamped as it leaves (autocannon builds a request
  * before its rate slot, which would count its wait as bridge latency). Returns the acks' latencies.
  */
-async function paced(url: string, rate: number, seconds: number): Promise<{ sent: number; ackMs: number[] }> {
+async function paced(
+  url: string,
+  rate: number,
+  seconds: number,
+  build: () => Built = () => buildWebhook("telegram", 1000),
+): Promise<{ sent: number; ackMs: number[] }> {
   const ackMs: number[] = [];
   const pending: Promise<void>[] = [];
   const started = now();
   for (let i = 0; i < rate * seconds; i++) {
     const due = started + (i * 1000) / rate;
     if (due > now()) await sleep(due - now());
-    const built = buildWebhook("telegram", 1000);
+    const built = build();
     const sentAt = now();
     pending.push(
       request(`${url}${built.path}`, {
@@ -622,6 +650,7 @@ async function main(): Promise<void> {
       "ack-whatsapp": () => ackPath(fakes, configPath, "whatsapp"),
       e2e: () => endToEnd(fakes, configPath),
       latency: () => addedLatency(fakes, configPath),
+      "baseline-latency": baselineLatency,
       slow: () => slowBackend(fakes, configPath),
       memory: () => memory(fakes, configPath),
     };
@@ -651,6 +680,8 @@ async function main(): Promise<void> {
     const e2e = await endToEnd(fakes, configPath);
     log(`added latency at ${LATENCY_RATE} msg/s`);
     const latency = await addedLatency(fakes, configPath);
+    log(`baseline at ${LATENCY_RATE} req/s`);
+    const floor = await baselineLatency();
     log("slow backend");
     const slow = await slowBackend(fakes, configPath);
     log("memory");
@@ -677,6 +708,7 @@ async function main(): Promise<void> {
       ),
       endToEnd: { ...e2e, ratio: round(e2e.msgsPerSecond / base.rps, 3) },
       addedLatency: latency,
+      baselineLatency: floor,
       slowBackend: slow,
       memory: mem,
       format: { sizes: REPLY_SIZES, channels: format },
@@ -719,6 +751,12 @@ async function main(): Promise<void> {
       `p50 ${latency.addedP50} / p99 ${latency.addedP99} ms (${latency.samples} msgs, ${latency.missing} missing)`,
       `<= ${TARGETS.addedP50Ms} / ${TARGETS.addedP99Ms} ms`,
       mark(latency.addedP50 <= TARGETS.addedP50Ms && latency.addedP99 <= TARGETS.addedP99Ms),
+    ]);
+    rows.push([
+      `baseline @ ${LATENCY_RATE}/s (one step)`,
+      `p50 ${floor.p50} / p99 ${floor.p99} ms per request; the bridge's path is 4 such steps`,
+      "",
+      "",
     ]);
     rows.push([
       "slow backend (2 s, 1000 threads)",
