@@ -37,6 +37,17 @@ export function renderRuns(runs: readonly Run[], dialect: Dialect): string {
   return out;
 }
 
+/**
+ * An escape for these characters (each maps to its entity). It tests before it replaces: most text has nothing
+ * to escape, and a replace with a callback is the costlier call.
+ */
+export function entityEscape(entities: Readonly<Record<string, string>>): (text: string) => string {
+  const characters = `[${Object.keys(entities).join("")}]`;
+  const any = new RegExp(characters);
+  const every = new RegExp(characters, "g");
+  return (text) => (any.test(text) ? text.replace(every, (char) => entities[char]!) : text);
+}
+
 /** Channels whose formatting is a symmetric marker around the text: `*bold*`, `_italic_`, ``` ``` ```. */
 export type Markers = Partial<Record<"bold" | "italic" | "underline" | "strike" | "code" | "pre", string>>;
 

@@ -1,15 +1,8 @@
 /** Slack mrkdwn: `*bold*`, `_italic_`, `~strike~`, `<url|label>`; `& < >` are control characters everywhere. */
-import { type Dialect, markerDialect, neutralizeBackticks } from "./render.js";
+import { type Dialect, entityEscape, markerDialect, neutralizeBackticks } from "./render.js";
 import { innermostLink, type Mark } from "./runs.js";
 
-const ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
-
-const SPECIAL = /[&<>]/;
-
-/** The test first: most text has nothing to escape, and a replace with a callback is the costlier call. */
-export function escapeSlack(text: string): string {
-  return SPECIAL.test(text) ? text.replace(/[&<>]/g, (char) => ENTITIES[char]!) : text;
-}
+export const escapeSlack = entityEscape({ "&": "&amp;", "<": "&lt;", ">": "&gt;" });
 
 function escapeMrkdwn(text: string, marks: readonly Mark[]): string {
   const escaped = neutralizeBackticks(escapeSlack(text), marks);

@@ -1,5 +1,5 @@
 /** Telegram `parse_mode: HTML`: only the tags Telegram allows; `& < >` escaped, `"` too in attributes. */
-import type { Dialect } from "./render.js";
+import { type Dialect, entityEscape } from "./render.js";
 import type { Mark } from "./runs.js";
 
 const TAGS = {
@@ -11,19 +11,9 @@ const TAGS = {
   code: "code",
 } as const;
 
-const ENTITIES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" };
-
-const SPECIAL_IN_TEXT = /[&<>]/;
-const SPECIAL_IN_ATTRIBUTE = /[&<>"]/;
-
-// The test first: most text has nothing to escape, and a replace with a callback is the costlier call.
-function escapeText(text: string): string {
-  return SPECIAL_IN_TEXT.test(text) ? text.replace(/[&<>]/g, (char) => ENTITIES[char]!) : text;
-}
-
-function escapeAttribute(value: string): string {
-  return SPECIAL_IN_ATTRIBUTE.test(value) ? value.replace(/[&<>"]/g, (char) => ENTITIES[char]!) : value;
-}
+const TEXT_ENTITIES = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
+const escapeText = entityEscape(TEXT_ENTITIES);
+const escapeAttribute = entityEscape({ ...TEXT_ENTITIES, '"': "&quot;" });
 
 function tagOf(mark: Mark): { open: string; close: string } {
   switch (mark.kind) {
