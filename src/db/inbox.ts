@@ -255,9 +255,22 @@ export interface StoredReply {
  * Delivery gets its own retry window: attempts and give-up time start over.
  */
 export async function storeReplies(db: Db, replies: StoredReply[]): Promise<boolean[]> {
-  const result = await db.execute(storeRepliesStatement(replies));
-  const stored = new Set(rowsOf<{ id: number | string }>(result).map((r) => Number(r.id)));
-  return replies.map((reply) => stored.has(reply.lease.id));
+  return perLease(replies, await db.execute(storeRepliesStatement(replies)));
+}
+
+interface Returned {
+  id: number | string;
+  waiting?: boolean;
+}
+
+/** Per item of a grouped update: whether the statement returned its message's row, and the row passes `test`. */
+function perLease(items: { lease: Lease }[], result: unknown, test = (_row: Returned) => true): boolean[] {
+  const ids = new Set(
+    rowsOf<Returned>(result)
+      .filter(test)
+      .map((row) => Number(row.id)),
+  );
+  return items.map((item) => ids.has(item.lease.id));
 }
 
 /** `storeReplies`'s statement. */
@@ -327,13 +340,7 @@ export interface FinalState {
  * thread has a later unfinished message, which the end of this one makes claimable.
  */
 export async function finishAll(db: Db, states: FinalState[]): Promise<boolean[]> {
-  const result = await db.execute(finishAllStatement(states));
-  const waiting = new Set(
-    rowsOf<{ id: number | string; waiting: boolean }>(result)
-      .filter((r) => r.waiting)
-      .map((r) => Number(r.id)),
-  );
-  return states.map((state) => waiting.has(state.lease.id));
+  return perLease(states, await db.execute(finishAllStatement(states)), (row) => row.waiting === true);
 }
 
 /** `finishAll`'s statement. */
