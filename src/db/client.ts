@@ -107,6 +107,10 @@ async function openPglite(dataDir: string): Promise<Database> {
   };
 }
 
+/** The rows of `db.execute`'s result on either driver: postgres.js returns them, PGlite wraps them. */
+export const rowsOf = <T = Record<string, unknown>>(result: unknown): T[] =>
+  Array.isArray(result) ? result : ((result as { rows?: T[] }).rows ?? []);
+
 /**
  * What went wrong, without the statement: drizzle's "Failed query" message carries the parameters, which
  * hold message texts and replies (of several messages, for a grouped statement). Safe to log.

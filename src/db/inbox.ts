@@ -1,7 +1,7 @@
 import { and, asc, eq, getTableColumns, inArray, isNull, lt, lte, notExists, or, sql } from "drizzle-orm";
 import { type AnyPgColumn, alias } from "drizzle-orm/pg-core";
 import type { ChannelName, InboundMessage, Route } from "../channels/types.js";
-import type { Db } from "./client.js";
+import { type Db, rowsOf } from "./client.js";
 import { onPartConflict, type PartRecord } from "./outbound.js";
 import { conversations, inboundMessages, outboundMessages } from "./schema.js";
 
@@ -83,9 +83,6 @@ export function rowValues(tenantId: string, channel: ChannelName, m: InboundMess
 /** The identity of a stored message: redeliveries share it. */
 export const messageKey = (r: { tenant_id: string; channel: string; dedupe_key: string }) =>
   `${r.tenant_id}\u0000${r.channel}\u0000${r.dedupe_key}`;
-
-const rowsOf = <T>(result: unknown): T[] =>
-  Array.isArray(result) ? result : ((result as { rows?: T[] }).rows ?? []);
 
 /**
  * Inserts rows in one statement, skipping those already stored; returns the rows inserted by `messageKey`.

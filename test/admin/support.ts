@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
-import type { Db } from "../../src/db/client.js";
+import { type Db, rowsOf } from "../../src/db/client.js";
 import { QuickchatFake } from "../fakes/quickchat.js";
 import { type RunningFake, startFake } from "../fakes/server.js";
 import {
@@ -61,11 +61,7 @@ export function adminClient(bridge: () => TestBridge, seen: string[] = []) {
 
 /** The `tenants` table exactly as stored, read with plain SQL. */
 export async function rawTenantRows(db: Db): Promise<Record<string, unknown>[]> {
-  const result = (await db.execute(sql`select * from tenants order by id`)) as unknown;
-  return (Array.isArray(result) ? result : (result as { rows: Record<string, unknown>[] }).rows) as Record<
-    string,
-    unknown
-  >[];
+  return rowsOf(await db.execute(sql`select * from tenants order by id`));
 }
 
 /** Per-tenant credentials, all long enough that masking shows their last 4 characters. */

@@ -36,6 +36,4 @@ export async function createTestDatabase(kind: "pglite" | "postgres"): Promise<T
   return kind === "postgres" ? createPostgresDatabase() : { drop: async () => {} };
 }
 
-/** The rows of `db.execute`'s result on either driver: postgres.js returns them, PGlite wraps them. */
-export const rowsOf = <T = Record<string, unknown>>(result: unknown): T[] =>
-  Array.isArray(result) ? result : ((result as { rows?: T[] }).rows ?? []);
+export { rowsOf } from "../../src/db/client.js";
