@@ -124,7 +124,8 @@ describe.runIf(POSTGRES_AVAILABLE)("Quickchat outage", () => {
         const calls = quickchat.calls.filter((c) => c.body.text === f.text).map((c) => c.at);
         expect(calls.length).toBeGreaterThan(1);
         expect(Math.max(...calls) - Math.min(...calls)).toBeGreaterThan(GIVE_UP_SECONDS * 1000 - 1_500);
-        expect(Math.max(...calls)).toBeLessThan(recoveredAt);
+        // Answered 503, so before the outage ended; the clock's milliseconds may equal recoveredAt.
+        expect(Math.max(...calls)).toBeLessThanOrEqual(recoveredAt);
       }
 
       // Retry each failed message through the admin API, oldest first (per-thread order).
