@@ -5,7 +5,7 @@ import type { PgliteDatabase } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import type { PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
-import type { Database, Db } from "./client.js";
+import { type Database, type Db, rowsOf } from "./client.js";
 
 /** `drizzle/` at the package root, from src/db (tsx) and dist/db (compiled) alike. */
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../../drizzle", import.meta.url));
@@ -33,13 +33,10 @@ function expectedMigrations(): number {
 /** True when every migration in `drizzle/` has been applied to this database. */
 export async function migrationsApplied(db: Db): Promise<boolean> {
   try {
-    const rows = await db.execute<{ n: number }>(
-      sql`select count(*)::int as n from drizzle.__drizzle_migrations`,
+    const [row] = rowsOf<{ n: number }>(
+      await db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`),
     );
-    const list = (Array.isArray(rows) ? rows : (rows as unknown as { rows: { n: number }[] }).rows) as {
-      n: number;
-    }[];
-    return (list[0]?.n ?? 0) >= expectedMigrations();
+    return (row?.n ?? 0) >= expectedMigrations();
   } catch {
     return false;
   }
