@@ -28,7 +28,7 @@ export type ClaimedMessage = Pick<
   | "convId"
 >;
 
-/** "Not finished yet": the predicate of the partial indexes the claim and the thread probe run on. */
+/** "Not finished yet": the claim index's predicate, and the status range the thread probes read. */
 const unfinished = (status: AnyPgColumn) => sql`${status} in ('pending', 'delivering')`;
 
 export interface ClaimOptions {
@@ -109,7 +109,7 @@ export async function insertRows(db: Db, rows: InboxInsert[]): Promise<Map<strin
 /**
  * `insertRows`'s statement (its cost is checked in a test). The thread's unfinished message is looked up by a
  * LIMIT 1 probe of the thread index: as a plain NOT EXISTS the planner could hash every unfinished row of the
- * inbox once per statement, reading the whole table through the partial index's dead entries.
+ * inbox once per statement, reading the whole table through the index's dead entries.
  */
 export function insertStatement(rows: InboxInsert[]) {
   return sql`
@@ -138,18 +138,22 @@ export function insertStatement(rows: InboxInsert[]) {
 
 /** One conditional INSERT: stored only when the thread already has a conversation or an earlier message. */
 export async function insertInKnownThread(db: Db, v: InboxInsert): Promise<number> {
+  return rowsOf(await db.execute(insertInKnownThreadStatement(v))).length;
+}
+
+/** `insertInKnownThread`'s statement (its cost is checked in a test). */
+export function insertInKnownThreadStatement(v: InboxInsert) {
   const known = sql`exists (select 1 from ${conversations} c where c.tenant_id = ${v.tenant_id}
       and c.channel = ${v.channel} and c.thread_key = ${v.thread_key})
     or exists (select 1 from ${inboundMessages} i where i.tenant_id = ${v.tenant_id}
       and i.channel = ${v.channel} and i.thread_key = ${v.thread_key})`;
-  const result = await db.execute(sql`
+  return sql`
     insert into ${inboundMessages} (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text)
     select ${v.tenant_id}, ${v.channel}, ${v.thread_key}, ${v.dedupe_key}, ${v.kind},
       ${JSON.stringify(v.sender)}::jsonb, ${JSON.stringify(v.route)}::jsonb, ${v.text}
     where ${known}
     on conflict do nothing
-    returning id`);
-  return rowsOf(result).length;
+    returning id`;
 }
 
 /**

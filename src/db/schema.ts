@@ -43,6 +43,9 @@ export const conversations = pgTable(
 export const MESSAGE_STATUSES = ["pending", "delivering", "delivered", "failed"] as const;
 export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
 
+/** Finished messages that still hold text: what retention prunes, and the predicate of its index. */
+export const PRUNABLE = sql`status in ('delivered', 'failed') and (text is not null or reply_html is not null)`;
+
 /** The durable inbox: both the message log and the work queue. */
 export const inboundMessages = pgTable(
   "inbound_messages",
@@ -69,14 +72,20 @@ export const inboundMessages = pgTable(
     ...timestamps,
   },
   (t) => [
-    uniqueIndex("inbound_dedupe_uq").on(t.tenantId, t.channel, t.dedupeKey),
+    // The message id leads: an index led by (tenant_id, channel) would compete with the thread index for
+    // the thread probes, and on an inbox not yet analyzed the planner took it when it was the smaller one
+    // (WhatsApp: ids shorter than thread keys), filtering every message of the tenant's channel per probe.
+    uniqueIndex("inbound_dedupe_uq").on(t.dedupeKey, t.tenantId, t.channel),
     // Claim scan: unfinished messages by due time.
     index("inbound_due_idx").on(t.nextAttemptAt, t.id).where(sql`status in ('pending', 'delivering')`),
-    // Per-thread order: "is there an older unfinished message in this thread?"
-    index("inbound_thread_idx")
-      .on(t.tenantId, t.channel, t.threadKey, t.id)
-      .where(sql`status in ('pending', 'delivering')`),
-    index("inbound_status_idx").on(t.status, t.id),
+    // Threads: "is there an older unfinished message in this thread?" (the status column lets the probe skip
+    // the thread's finished messages) and "has this thread any message at all?" (Slack follow-ups).
+    index("inbound_thread_idx").on(t.tenantId, t.channel, t.threadKey, t.status, t.id),
+    // Admin listing by status, for the statuses few messages are in. Delivered ones, most of the inbox, are
+    // listed in id order anyway, and leaving them out spares every message's last version one index write.
+    index("inbound_status_idx").on(t.status, t.id).where(sql`status <> 'delivered'`),
+    // Retention: the oldest finished messages with text (a message leaves it when pruned).
+    index("inbound_prunable_idx").on(t.updatedAt).where(PRUNABLE),
   ],
 );
 

@@ -1,6 +1,6 @@
-import { and, inArray, isNotNull, lt, or, sql } from "drizzle-orm";
+import { and, inArray, lt, sql } from "drizzle-orm";
 import type { Db } from "../db/client.js";
-import { conversations, inboundMessages } from "../db/schema.js";
+import { conversations, inboundMessages, PRUNABLE } from "../db/schema.js";
 import type { Logger } from "../log.js";
 
 export interface RetentionPolicy {
@@ -25,21 +25,10 @@ export async function pruneOnce(
   let messages = 0;
   let forgotten = 0;
   for (;;) {
-    const batch = db
-      .select({ id: inboundMessages.id })
-      .from(inboundMessages)
-      .where(
-        and(
-          inArray(inboundMessages.status, ["delivered", "failed"]),
-          lt(inboundMessages.updatedAt, messageCutoff),
-          or(isNotNull(inboundMessages.text), isNotNull(inboundMessages.replyHtml)),
-        ),
-      )
-      .limit(policy.batchSize);
     const pruned = await db
       .update(inboundMessages)
       .set({ text: null, replyHtml: null })
-      .where(inArray(inboundMessages.id, batch))
+      .where(inArray(inboundMessages.id, prunableBatch(db, messageCutoff, policy.batchSize)))
       .returning({ id: inboundMessages.id });
     messages += pruned.length;
     if (pruned.length < policy.batchSize) break;
@@ -58,6 +47,20 @@ export async function pruneOnce(
     if (deleted.length < policy.batchSize) break;
   }
   return { messages, conversations: forgotten };
+}
+
+/**
+ * Up to `limit` finished messages older than `cutoff` that still hold text: read through the partial index
+ * `inbound_prunable_idx`, whose predicate this repeats word for word (literals, not parameters, so the planner
+ * can match it), and which pruned messages leave. Through the status index each batch read every message
+ * pruned before it.
+ */
+export function prunableBatch(db: Db, cutoff: Date, limit: number) {
+  return db
+    .select({ id: inboundMessages.id })
+    .from(inboundMessages)
+    .where(and(PRUNABLE, lt(inboundMessages.updatedAt, cutoff)))
+    .limit(limit);
 }
 
 /** Runs `pruneOnce` now and every `intervalMs`; returns the stop function. */

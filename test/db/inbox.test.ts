@@ -1,69 +1,30 @@
-import { type SQL, sql } from "drizzle-orm";
-import { afterEach, describe, expect, it } from "vitest";
-import { type Database, openDatabase } from "../../src/db/client.js";
+import { desc, eq, sql } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import type { Db } from "../../src/db/client.js";
 import {
   finishAll,
   finishAllStatement,
+  insertInKnownThreadStatement,
   insertStatement,
   storeReplies,
   storeRepliesStatement,
 } from "../../src/db/inbox.js";
-import { migrate } from "../../src/db/migrate.js";
-import {
-  createTestDatabase,
-  DATABASE_KINDS,
-  POSTGRES_URL,
-  rowsOf,
-  type TestDatabase,
-} from "../support/db.js";
+import { inboundMessages } from "../../src/db/schema.js";
+import { DATABASE_KINDS, explained, migratedDatabase, POSTGRES_URL, rowsOf } from "../support/db.js";
 
-let testDb: TestDatabase | undefined;
-let database: Database | undefined;
-
-afterEach(async () => {
-  await database?.close();
-  await testDb?.drop();
-  database = testDb = undefined;
-});
-
-/** A migrated database of `kind`, closed and dropped after the test. */
-async function migrated(kind: "pglite" | "postgres") {
-  testDb = await createTestDatabase(kind);
-  database = await openDatabase({ url: testDb.url, dataDir: "memory://" });
-  await migrate(database);
-  return database.db;
-}
-
-interface PlanNode {
-  "Node Type": string;
-  "Relation Name"?: string;
-  "Shared Hit Blocks": number;
-  "Shared Read Blocks": number;
-  Plans?: PlanNode[];
-}
-
-/** Runs the statement under EXPLAIN ANALYZE: its plan's nodes, and the pages it read (all of them, cached or not). */
-async function explained(db: Database["db"], statement: SQL) {
-  const result = await db.execute(sql`explain (analyze, buffers, format json) ${statement}`);
-  const [row] = result as unknown as { "QUERY PLAN": [{ Plan: PlanNode }] }[]; // postgres.js: the rows themselves
-  const plan = row?.["QUERY PLAN"][0].Plan;
-  if (!plan) throw new Error("no plan");
-  const nodes: PlanNode[] = [];
-  const visit = (node: PlanNode) => {
-    nodes.push(node);
-    node.Plans?.forEach(visit);
-  };
-  visit(plan);
-  return { nodes, pages: plan["Shared Hit Blocks"] + plan["Shared Read Blocks"] };
+/** Stores `count` messages of tenant acme on `channel`, one per thread (`t<n>`), with the status `status` gives. */
+function seed(db: Db, count: number, status = sql`'pending'`, channel = "telegram") {
+  return db.execute(sql`
+    insert into inbound_messages (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text, status)
+    select 'acme', ${channel}, 't' || n, 'd' || n, 'text', '{}', '{}', 'x', ${status}
+    from generate_series(1, ${sql.raw(String(count))}) n`);
 }
 
 describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
   it("probes only the new message's thread when deciding whether the insert may lease it", async () => {
-    const db = await migrated("postgres");
+    const db = await migratedDatabase("postgres");
     // 20,000 unfinished messages in other threads: a backlog.
-    await db.execute(sql`
-      insert into inbound_messages (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text)
-      select 'acme', 'telegram', 't' || n, 'd' || n, 'text', '{}', '{}', 'x' from generate_series(1, 20000) n`);
+    await seed(db, 20_000);
     await db.execute(sql`analyze inbound_messages`);
     const rows = Array.from({ length: 4 }, (_, i) => ({
       tenant_id: "acme",
@@ -82,13 +43,63 @@ describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
     expect(pages).toBeLessThan(100);
   });
 
+  it("answers whether a thread has any message from the thread index alone", async () => {
+    const db = await migratedDatabase("postgres");
+    // 10,000 messages of the same tenant and channel, in other threads.
+    await seed(db, 10_000, sql`'delivered'`, "slack");
+    await db.execute(sql`analyze inbound_messages`);
+    const followUp = {
+      tenant_id: "acme",
+      channel: "slack" as const,
+      thread_key: "unknown",
+      dedupe_key: "new",
+      kind: "text",
+      sender: { id: "U1" },
+      route: { channel: "C1" },
+      text: "in a thread we never saw",
+    };
+    // Through the old dedupe index's (tenant_id, channel) prefix this read every one of the 10,000.
+    const { nodes, pages } = await explained(db, insertInKnownThreadStatement(followUp));
+    expect(nodes.map((n) => n["Node Type"])).not.toContain("Seq Scan");
+    expect(pages).toBeLessThan(20);
+
+    // Only the thread index is led by (tenant_id, channel), so no other index can stand in for it on a
+    // thread probe, as the dedupe index did on an inbox not yet analyzed.
+    const indexes = rowsOf<{ indexname: string; indexdef: string }>(
+      await db.execute(
+        sql`select indexname, indexdef from pg_indexes where tablename = 'inbound_messages' order by 1`,
+      ),
+    );
+    expect(
+      indexes.filter((i) => /USING btree \(tenant_id, channel\b/.test(i.indexdef)).map((i) => i.indexname),
+    ).toEqual(["inbound_thread_idx"]);
+  });
+
+  it("keeps delivered messages out of the status index, which still lists the failed ones", async () => {
+    const db = await migratedDatabase("postgres");
+    await seed(db, 10_000, sql`case when n % 2000 = 0 then 'failed' else 'delivered' end`);
+    await db.execute(sql`analyze inbound_messages`);
+    // The admin API's listing, with the status as a parameter.
+    const failed = db
+      .select({ id: inboundMessages.id })
+      .from(inboundMessages)
+      .where(eq(inboundMessages.status, "failed"))
+      .orderBy(desc(inboundMessages.id))
+      .limit(50);
+    const { nodes, pages } = await explained(db, failed.getSQL());
+    expect(nodes.map((n) => n["Index Name"])).toContain("inbound_status_idx");
+    expect(pages).toBeLessThan(20);
+    // Five entries: its metapage and one leaf. With the delivered messages it took 52 pages here.
+    const [size] = rowsOf<{ pages: number }>(
+      await db.execute(sql`select pg_relation_size('inbound_status_idx')::int / 8192 as pages`),
+    );
+    expect(size?.pages).toBe(2);
+  });
+
   it("writes a reply and a final state by primary key, not by reading the inbox", async () => {
-    const db = await migrated("postgres");
+    const db = await migratedDatabase("postgres");
     // 10,000 answered messages, and one in delivery. (At 20,000 the planner turns to the index anyway.)
-    await db.execute(sql`
-      insert into inbound_messages (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text, status)
-      select 'acme', 'telegram', 't' || n, 'd' || n, 'text', '{}', '{}', 'x', 'delivered'
-      from generate_series(1, 10000) n`);
+    await seed(db, 10_000, sql`'delivered'`);
     const [leased] = rowsOf<{ id: string }>(
       await db.execute(sql`
         insert into inbound_messages (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text,
@@ -117,7 +128,7 @@ describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
 
 describe.each(DATABASE_KINDS)("replies and final states on %s", (kind) => {
   it("are written for several messages per statement, each fenced by its lease", async () => {
-    const db = await migrated(kind);
+    const db = await migratedDatabase(kind);
     // Messages 1-4 in threads a-d, leased to "w"; 5 waits behind 3 in thread c; 4's lease went to "other".
     await db.execute(sql`
       insert into inbound_messages (id, tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text,

@@ -1,26 +1,14 @@
-import { afterEach, describe, expect, it } from "vitest";
-import { type Database, openDatabase } from "../../src/db/client.js";
-import { migrate } from "../../src/db/migrate.js";
+import { sql } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
 import { conversations, inboundMessages } from "../../src/db/schema.js";
-import { pruneOnce } from "../../src/relay/retention.js";
-import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "../support/db.js";
+import { prunableBatch, pruneOnce } from "../../src/relay/retention.js";
+import { DATABASE_KINDS, explained, migratedDatabase, POSTGRES_URL } from "../support/db.js";
 
 const DAY = 86_400_000;
 
 describe.each(DATABASE_KINDS)("retention on %s", (kind) => {
-  let testDb: TestDatabase;
-  let database: Database;
-
-  afterEach(async () => {
-    await database?.close();
-    await testDb?.drop();
-  });
-
   it("prunes finished messages' text and idle conversations in batches, with a fake clock", async () => {
-    testDb = await createTestDatabase(kind);
-    database = await openDatabase({ url: testDb.url, dataDir: "memory://" });
-    await migrate(database);
-    const { db } = database;
+    const db = await migratedDatabase(kind);
     const now = Date.now();
     const message = (n: number, status: "delivered" | "failed" | "pending", ageDays: number) => ({
       tenantId: "acme",
@@ -76,5 +64,28 @@ describe.each(DATABASE_KINDS)("retention on %s", (kind) => {
 
     // Moving the clock 30 days on makes the recent message old enough too.
     expect(await pruneOnce(db, policy, new Date(now + 30 * DAY))).toEqual({ messages: 1, conversations: 0 });
+  });
+});
+
+describe.skipIf(!POSTGRES_URL)("retention on a large inbox", () => {
+  it("reads only the messages it prunes, not those it pruned before", async () => {
+    const db = await migratedDatabase("postgres");
+    // 50,000 messages pruned in earlier passes, 100 now due, 20,000 recent ones.
+    await db.execute(sql`
+      insert into inbound_messages (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text,
+        reply_html, status, updated_at)
+      select 'acme', 'telegram', 't' || n, 'd' || n, 'text', '{}', '{}',
+        case when n > 50000 then 'x' end, case when n > 50000 then '<b>y</b>' end, 'delivered',
+        now() - case when n <= 50100 then interval '40 days' else interval '1 day' end
+      from generate_series(1, 70100) n`);
+    await db.execute(sql`analyze inbound_messages`);
+    const cutoff = new Date(Date.now() - 30 * DAY);
+    // Through the status index this read all 50,000 pruned messages first (about 1,000 pages).
+    const { nodes, pages } = await explained(db, prunableBatch(db, cutoff, 100).getSQL());
+    expect(nodes.map((n) => n["Node Type"])).not.toContain("Seq Scan");
+    expect(pages).toBeLessThan(50);
+    expect(
+      await pruneOnce(db, { messageDays: 30, conversationDays: 90, batchSize: 100 }, new Date()),
+    ).toEqual({ messages: 100, conversations: 0 });
   });
 });

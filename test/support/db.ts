@@ -1,5 +1,9 @@
 import { randomBytes } from "node:crypto";
+import { type SQL, sql } from "drizzle-orm";
 import postgres from "postgres";
+import { onTestFinished } from "vitest";
+import { type Db, openDatabase } from "../../src/db/client.js";
+import { migrate } from "../../src/db/migrate.js";
 
 /** The PostgreSQL server tests use when DATABASE_URL is set (CI sets it); otherwise tests use PGlite. */
 export const POSTGRES_URL = process.env.DATABASE_URL;
@@ -37,3 +41,39 @@ export async function createTestDatabase(kind: "pglite" | "postgres"): Promise<T
 }
 
 export { rowsOf } from "../../src/db/client.js";
+
+/** A migrated database of `kind` for the running test, closed and dropped when the test ends. */
+export async function migratedDatabase(kind: "pglite" | "postgres"): Promise<Db> {
+  const testDb = await createTestDatabase(kind);
+  const database = await openDatabase({ url: testDb.url, dataDir: "memory://" });
+  onTestFinished(async () => {
+    await database.close();
+    await testDb.drop();
+  });
+  await migrate(database);
+  return database.db;
+}
+
+interface PlanNode {
+  "Node Type": string;
+  "Relation Name"?: string;
+  "Index Name"?: string;
+  "Shared Hit Blocks": number;
+  "Shared Read Blocks": number;
+  Plans?: PlanNode[];
+}
+
+/** Runs the statement under EXPLAIN ANALYZE: its plan's nodes, and the pages it read (all of them, cached or not). */
+export async function explained(db: Db, statement: SQL) {
+  const result = await db.execute(sql`explain (analyze, buffers, format json) ${statement}`);
+  const [row] = result as unknown as { "QUERY PLAN": [{ Plan: PlanNode }] }[]; // postgres.js: the rows themselves
+  const plan = row?.["QUERY PLAN"][0].Plan;
+  if (!plan) throw new Error("no plan");
+  const nodes: PlanNode[] = [];
+  const visit = (node: PlanNode) => {
+    nodes.push(node);
+    node.Plans?.forEach(visit);
+  };
+  visit(plan);
+  return { nodes, pages: plan["Shared Hit Blocks"] + plan["Shared Read Blocks"] };
+}
