@@ -1,6 +1,5 @@
-import { createHmac } from "node:crypto";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { unauthorized } from "../../errors.js";
-import { safeEqual } from "../shared.js";
 import type { WebhookRequest } from "../types.js";
 
 /** A signed request further from our clock than this may be a replay (Slack's documented window). */
@@ -24,6 +23,12 @@ export function verifySlackSignature(req: WebhookRequest, signingSecret: string,
   const expected = createHmac("sha256", signingSecret)
     .update(`v0:${timestamp}:`)
     .update(req.rawBody)
-    .digest("hex");
-  if (!safeEqual(signature, `v0=${expected}`)) throw unauthorized("X-Slack-Signature does not match");
+    .digest();
+  // Digests of one fixed length, compared in constant time: no hashing of both sides needed (safeEqual).
+  const presented = V0_SIGNATURE.exec(signature)?.[1];
+  if (!presented || !timingSafeEqual(Buffer.from(presented, "hex"), expected)) {
+    throw unauthorized("X-Slack-Signature does not match");
+  }
 }
+
+const V0_SIGNATURE = /^v0=([0-9a-f]{64})$/;
