@@ -371,11 +371,14 @@ async function baseline() {
  * steps in a row (the webhook and its insert, the Quickchat call, the reply's insert, the channel send).
  */
 async function baselineAt(rate: number): Promise<PacedFigures> {
-  return withBaseline(async (service) => {
-    await paced(service.url, rate, 2, baselineRequest);
-    await sleep(1000);
-    return pacedFigures(await paced(service.url, rate, DURATION, baselineRequest));
-  });
+  return withBaseline(async (service) => steady(service.url, rate, baselineRequest));
+}
+
+/** Ack latency at a steady `rate`, after 2 s at that rate have opened the sender's connections. */
+async function steady(url: string, rate: number, build: () => Built): Promise<PacedFigures> {
+  await paced(url, rate, 2, build);
+  await sleep(1000);
+  return pacedFigures(await paced(url, rate, DURATION, build));
 }
 
 async function ackPath(fakes: Fakes, configPath: string, channel: Channel) {
@@ -394,9 +397,7 @@ async function ackPath(fakes: Fakes, configPath: string, channel: Channel) {
       // Paced, not autocannon's overallRate: that one sends each second's quota at full speed, then idles,
       // and its coordinated-omission correction takes 1 ms as the interval between requests, so one 100 ms
       // answer entered the histogram as a hundred samples.
-      const half = pacedFigures(
-        await paced(bridge.url, Math.max(1, Math.floor(saturated.rps / 2)), DURATION, build),
-      );
+      const half = await steady(bridge.url, Math.max(1, Math.floor(saturated.rps / 2)), build);
       return { saturated, half, rssAfterLoadMb: rssLoaded };
     },
   );
