@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { afterEach } from "vitest";
 import { QuickchatFake } from "../../fakes/quickchat.js";
 import { type RunningFake, startFake } from "../../fakes/server.js";
 import { createSlackFake, type FakeSlack } from "../../fakes/slack.js";
@@ -243,6 +244,24 @@ export class ServiceProcess {
   }
 }
 
+/** Worlds not closed yet: when a test fails, their services' logs say what the processes saw. */
+const openWorlds = new Set<FaultWorld>();
+/** pino's level of `warn`. */
+const WARN = 40;
+const LAST_LINES = 50;
+
+afterEach((context) => {
+  if (context.task.result?.state !== "fail") return;
+  for (const world of openWorlds) {
+    // Lines without a pino level (a crash's stack, a chunk's broken line) are shown too.
+    const warnings = world.logs.filter((line) => Number(/"level":(\d+)/.exec(line)?.[1] ?? WARN) >= WARN);
+    console.error(
+      `services' warnings and errors (${warnings.length}):\n${warnings.join("\n")}\n` +
+        `services' last ${LAST_LINES} log lines:\n${world.logs.slice(-LAST_LINES).join("\n")}`,
+    );
+  }
+});
+
 /** A fresh database, the fakes, and any number of service processes sharing both. */
 export class FaultWorld {
   readonly logs: string[] = [];
@@ -258,7 +277,9 @@ export class FaultWorld {
     if (!POSTGRES_URL) throw new Error("the fault suite needs PostgreSQL: set DATABASE_URL");
     const fakes = await startFakes();
     const database = await createPostgresDatabase();
-    return new FaultWorld(fakes, database, { ...serviceEnv(fakes, database.url!), ...extraEnv });
+    const world = new FaultWorld(fakes, database, { ...serviceEnv(fakes, database.url!), ...extraEnv });
+    openWorlds.add(world);
+    return world;
   }
 
   async startService(extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
@@ -268,6 +289,7 @@ export class FaultWorld {
   }
 
   async close(): Promise<void> {
+    openWorlds.delete(this);
     await Promise.all(this.services.map((s) => s.stop()));
     await this.fakes.close();
     await this.database.drop();
