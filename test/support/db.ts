@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { type SQL, sql } from "drizzle-orm";
 import postgres from "postgres";
 import { onTestFinished } from "vitest";
-import { type Db, openDatabase } from "../../src/db/client.js";
+import { type Db, openDatabase, rowsOf } from "../../src/db/client.js";
 import { migrate } from "../../src/db/migrate.js";
 
 /** The PostgreSQL server tests use when DATABASE_URL is set (CI sets it); otherwise tests use PGlite. */
@@ -66,7 +66,7 @@ interface PlanNode {
 /** Runs the statement under EXPLAIN ANALYZE: its plan's nodes, and the pages it read (all of them, cached or not). */
 export async function explained(db: Db, statement: SQL) {
   const result = await db.execute(sql`explain (analyze, buffers, format json) ${statement}`);
-  const [row] = result as unknown as { "QUERY PLAN": [{ Plan: PlanNode }] }[]; // postgres.js: the rows themselves
+  const [row] = rowsOf<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(result);
   const plan = row?.["QUERY PLAN"][0].Plan;
   if (!plan) throw new Error("no plan");
   const nodes: PlanNode[] = [];
