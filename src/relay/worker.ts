@@ -90,7 +90,8 @@ export class WorkerPool implements Handoff {
   private claiming = 0;
   private readonly processId = randomUUID().slice(0, 8);
   private claimCount = 0;
-  private filling = false;
+  /** The claim loop, while one runs: a stop waits for it, since a claim in flight hands its rows back. */
+  private filling: Promise<void> | undefined;
   private refill = false;
   /**
    * Claimable messages may be waiting that no claim has taken: set by a NOTIFY, the poll and `wake`, and by a
@@ -107,10 +108,12 @@ export class WorkerPool implements Handoff {
   private abandoning = false;
   /** Messages in delivery: a send to the channel may be on its way, so a stop waits for these. */
   private readonly delivering = new Set<number>();
-  private readonly deliveryWaiters: (() => void)[] = [];
+  /** Releases of messages handed back during a stop: the stop waits for them before the database closes. */
+  private readonly handingBack = new Set<Promise<void>>();
+  /** A stop waiting for the pool to change: a message, a delivery, a claim or a webhook's insert ending. */
+  private readonly waiters: (() => void)[] = [];
   private pollTimer: NodeJS.Timeout | undefined;
   private unlisten: (() => Promise<void>) | undefined;
-  private readonly idleWaiters: (() => void)[] = [];
   /** Replies and final states of concurrent messages are written together (group commit). */
   private readonly replies: GroupCommit<StoredReply, boolean>;
   /** Per final state: whether its thread has a message waiting behind it. */
@@ -150,13 +153,14 @@ export class WorkerPool implements Handoff {
     }
     // Stopping: the message goes back to the queue at once, for another replica or the next start.
     this.leaveTenant(message.tenantId);
-    const lease = { id: message.id, owner: message.leaseOwner ?? "" };
-    release(this.deps.database.db, [lease]).catch(() => {});
+    this.handBack([leaseOf(message)]);
+    this.changed();
   }
 
   cancel(tenantId: string): void {
     this.reserved--;
     this.leaveTenant(tenantId);
+    this.changed();
   }
 
   async start(): Promise<void> {
@@ -173,39 +177,69 @@ export class WorkerPool implements Handoff {
   /** Checks for claimable messages now (also called on NOTIFY and on the poll). */
   wake(): void {
     this.backlog = true;
-    void this.fill();
+    this.fill();
   }
 
   /**
    * Stops claiming, lets claimed messages finish for up to `timeoutMs`, then returns the rest to the queue
    * (their leases are released, so another worker or the next start takes them at once). A send already on
    * its way to the channel is waited for first: handing its message back would have it sent again.
+   * Messages leased while the stop waits (by a claim or a webhook's insert already in flight) are handed
+   * back too: left leased, they would wait out their lease, and a claim's would be asked of Quickchat twice.
    */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
     clearInterval(this.pollTimer);
     await this.unlisten?.().catch(() => {});
-    if (this.inFlight.size > 0) {
-      await Promise.race([
-        new Promise<void>((resolve) => this.idleWaiters.push(resolve)),
-        new Promise((resolve) => setTimeout(resolve, timeoutMs).unref()),
-      ]);
-    }
+    await Promise.race([
+      this.until(() => this.inFlight.size === 0 && !this.filling && this.reserved === 0),
+      new Promise((resolve) => setTimeout(resolve, timeoutMs).unref()),
+    ]);
     this.abandoning = true;
-    while (this.delivering.size > 0) await new Promise<void>((resolve) => this.deliveryWaiters.push(resolve));
+    await this.until(() => this.delivering.size === 0);
     const left = [...this.inFlight.values()];
-    await release(this.deps.database.db, left).catch(() => {});
+    this.handBack(left);
+    await Promise.all(this.handingBack);
     if (left.length > 0)
       this.deps.log.warn({ returned: left.length }, "returned unfinished messages to the queue");
   }
 
-  private async fill(): Promise<void> {
+  /** Releases these leases; a failure is logged, and the messages wait out their leases instead. */
+  private handBack(leases: Lease[]): void {
+    if (leases.length === 0) return;
+    const released: Promise<void> = release(this.deps.database.db, leases)
+      .catch((err: unknown) => {
+        this.deps.log.warn(
+          { msg_ids: leases.map((l) => l.id), err: databaseReason(err) },
+          "could not return messages to the queue; they are taken up again when their leases expire",
+        );
+      })
+      .finally(() => this.handingBack.delete(released));
+    this.handingBack.add(released);
+  }
+
+  private async until(done: () => boolean): Promise<void> {
+    while (!done()) await new Promise<void>((resolve) => this.waiters.push(resolve));
+  }
+
+  private changed(): void {
+    for (const resolve of this.waiters.splice(0)) resolve();
+  }
+
+  private fill(): void {
     if (this.stopping) return;
     if (this.filling) {
       this.refill = true;
       return;
     }
-    this.filling = true;
+    this.filling = this.claimWhileFree().finally(() => {
+      this.filling = undefined;
+      this.changed();
+    });
+  }
+
+  /** Claims due messages while the pool has free slots (and again when a claim is asked for meanwhile). */
+  private async claimWhileFree(): Promise<void> {
     try {
       do {
         this.refill = false;
@@ -231,6 +265,10 @@ export class WorkerPool implements Handoff {
           }).finally(() => {
             this.claiming = 0;
           });
+          if (this.stopping) {
+            this.handBack(rows.map(leaseOf));
+            return;
+          }
           if (rows.length === limit || excludeTenants.length > 0) this.backlog = true;
           for (const row of rows) {
             this.perTenant.set(row.tenantId, (this.perTenant.get(row.tenantId) ?? 0) + 1);
@@ -244,8 +282,6 @@ export class WorkerPool implements Handoff {
         { err: (err as Error).message },
         "claiming messages failed; will retry on the next poll",
       );
-    } finally {
-      this.filling = false;
     }
   }
 
@@ -261,7 +297,7 @@ export class WorkerPool implements Handoff {
 
   /** Runs a message whose tenant slot is already counted in `perTenant`. */
   private run(row: ClaimedMessage): void {
-    const lease: Lease = { id: row.id, owner: row.leaseOwner ?? "" };
+    const lease = leaseOf(row);
     this.inFlight.set(row.id, lease);
     this.deps.metrics.inFlight.set(this.inFlight.size);
     const notifications = this.notifications;
@@ -275,9 +311,9 @@ export class WorkerPool implements Handoff {
         this.inFlight.delete(row.id);
         this.leaveTenant(row.tenantId);
         this.deps.metrics.inFlight.set(this.inFlight.size);
-        if (this.inFlight.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+        this.changed();
         if (successorWaiting || this.notifications !== notifications) this.backlog = true;
-        if (this.backlog) void this.fill();
+        if (this.backlog) this.fill();
       });
   }
 
@@ -344,7 +380,7 @@ export class WorkerPool implements Handoff {
           return await this.deliver(delivering, lease, adapter, target, reply, log);
         } finally {
           this.delivering.delete(row.id);
-          for (const resolve of this.deliveryWaiters.splice(0)) resolve();
+          this.changed();
         }
       } finally {
         stopTyping();
@@ -533,6 +569,8 @@ export class WorkerPool implements Handoff {
     return done(reply.error ? "failed" : "delivered");
   }
 }
+
+const leaseOf = (message: ClaimedMessage): Lease => ({ id: message.id, owner: message.leaseOwner ?? "" });
 
 /** One part; when the channel rejects the markup, the same part again as plain text (DESIGN 1). */
 async function sendPart(

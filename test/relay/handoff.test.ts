@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Database, openDatabase } from "../../src/db/client.js";
+import { type Database, openDatabase, rowsOf } from "../../src/db/client.js";
 import { InboxWriter } from "../../src/db/inbox-writer.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/log.js";
@@ -59,12 +59,47 @@ describe.skipIf(!POSTGRES_URL)("claims beside the handoff", () => {
     database = await openDatabase({ url: testDb.url, dataDir: "memory://" });
     await migrate(database);
   };
-  const statuses = async () =>
-    (
-      (await database.db.execute(sql`select status from inbound_messages order by id`)) as unknown as {
-        status: string;
-      }[]
-    ).map((row) => row.status);
+  const leases = async () =>
+    rowsOf<{ status: string; lease_owner: string | null }>(
+      await database.db.execute(sql`select status, lease_owner from inbound_messages order by id`),
+    );
+  const statuses = async () => (await leases()).map((row) => row.status);
+
+  /** Locks the inbox until the returned function is called: the pool's next statement waits for it. */
+  const lockInbox = () => {
+    locker = postgres(testDb.url ?? "", { max: 1, onnotice: () => {} });
+    return new Promise<() => void>((resolveRelease) => {
+      void locker?.begin(async (tx) => {
+        await tx`lock table inbound_messages in access exclusive mode`;
+        await new Promise<void>((unlock) => resolveRelease(unlock));
+      });
+    });
+  };
+  const waitingOnLock = (statement: "insert" | "update") =>
+    waitFor(
+      async () =>
+        rowsOf(
+          await database.db.execute(
+            sql`select 1 from pg_stat_activity where wait_event_type = 'Lock'
+              and ltrim(query, E' \n') like ${`${statement}%`}`,
+          ),
+        ).length > 0,
+      5000,
+      `an ${statement} waiting on the lock`,
+    );
+  /** Stops the pool while the inbox is locked; true when the stop waited for the unlock. */
+  const stopWaitsFor = async (unlock: () => void) => {
+    let stopped = false;
+    const stopping = pool?.stop(5000).then(() => {
+      stopped = true;
+    });
+    // Long enough for a stop with nothing to wait for to end: it makes one round trip (UNLISTEN).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const waited = !stopped;
+    unlock();
+    await stopping;
+    return waited;
+  };
 
   it("grants no slot that a claim in flight may need", async () => {
     await freshDatabase();
@@ -75,19 +110,9 @@ describe.skipIf(!POSTGRES_URL)("claims beside the handoff", () => {
     );
     pool = newPool(database);
     // Hold the claim: it waits for this lock with its limit of 4 (the tenant's whole cap) outstanding.
-    locker = postgres(testDb.url ?? "", { max: 1, onnotice: () => {} });
-    const release = await new Promise<() => void>((resolveRelease) => {
-      void locker?.begin(async (tx) => {
-        await tx`lock table inbound_messages in access exclusive mode`;
-        await new Promise<void>((unlock) => resolveRelease(unlock));
-      });
-    });
+    const release = await lockInbox();
     await pool.start();
-    const waiting = async () =>
-      (await database.db.execute(
-        sql`select 1 from pg_stat_activity where wait_event_type = 'Lock' and query like 'update%'`,
-      )) as unknown as unknown[];
-    await waitFor(async () => (await waiting()).length > 0, 5000, "the claim waiting on the lock");
+    await waitingOnLock("update");
 
     // The claim may bring back 4 messages of acme: a webhook's message must not take a fifth slot meanwhile.
     expect(pool.reserve("acme")).toBeUndefined();
@@ -98,6 +123,38 @@ describe.skipIf(!POSTGRES_URL)("claims beside the handoff", () => {
     expect(granted).toMatch(/:/);
     pool.cancel("acme");
   });
+
+  it("hands back, on a stop, what a claim in flight brings back, instead of running it", async () => {
+    await freshDatabase();
+    await new InboxWriter(database.db).store("acme", "telegram", [message(1), message(2)]);
+    pool = newPool(database);
+    const unlock = await lockInbox();
+    await pool.start();
+    await waitingOnLock("update");
+
+    expect(await stopWaitsFor(unlock)).toBe(true);
+    // Run, they would have failed (no tenant); left leased, they would wait out their lease.
+    expect(await leases()).toEqual([
+      { status: "pending", lease_owner: null },
+      { status: "pending", lease_owner: null },
+    ]);
+  });
+
+  it("hands back, on a stop, a message its webhook's insert in flight leases to the pool", async () => {
+    await freshDatabase();
+    pool = newPool(database);
+    await pool.start();
+    await waitFor(() => pool?.reserve("acme"), 5000, "the start's claim to end");
+    pool.cancel("acme");
+    const unlock = await lockInbox();
+    const stored = new InboxWriter(database.db, undefined, pool).store("acme", "telegram", [message(1)]);
+    await waitingOnLock("insert");
+
+    expect(await stopWaitsFor(unlock)).toBe(true);
+    expect(await stored).toBe(1);
+    expect(await leases()).toEqual([{ status: "pending", lease_owner: null }]);
+  });
+
   it("claims a thread's next message as soon as the one before it ends, without a NOTIFY or the poll", async () => {
     await freshDatabase();
     // Both stored before the pool listens: their NOTIFY is gone, and the second waits behind the first.
