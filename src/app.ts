@@ -44,7 +44,7 @@ export function errorBody(code: string, message: string, details?: { message: st
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
   const { log, metrics } = deps;
-  const inbox = new InboxWriter(deps.database.db, undefined, deps.handoff);
+  const inbox = new InboxWriter(deps.database.fixedPlans, undefined, deps.handoff);
 
   app.use(requestId());
   app.use(async (c, next) => {

@@ -12,6 +12,12 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
 export interface Database {
   db: Db;
+  /**
+   * The same database, for statements whose plan is the same at any table size (the webhook inserts; tests
+   * check their plans): its connections plan each prepared statement once and keep that plan, where `db`'s
+   * plan every run (see openPostgres). Planning was half of the webhook insert's cost in PostgreSQL.
+   */
+  fixedPlans: Db;
   kind: "postgres" | "pglite";
   /** Subscribes to a NOTIFY channel; returns the unsubscribe function. */
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
@@ -32,22 +38,23 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return options.url ? openPostgres(options.url, options.maxConnections ?? 20) : openPglite(options.dataDir);
 }
 
+/** Connections of `Database.fixedPlans`: the webhook inserts in flight at once (InboxWriter). */
+const FIXED_PLAN_CONNECTIONS = 2;
+
 function openPostgres(url: string, max: number): Database {
-  const client = postgres(url, {
-    max,
-    onnotice: () => {},
-    connection: {
-      application_name: "quickchat-bridge",
-      // A prepared statement's cached (generic) plan is made once, from the tables' sizes at that moment:
-      // made on a young inbox, it scans the whole table by the time the inbox has grown (12 ms instead of
-      // 0.7 ms per grouped update at 20,000 rows). Planning each run with its parameters costs far less.
-      // Unprepared statements are planned per run anyway, and PgBouncer refuses unknown startup parameters.
-      ...(preparesStatements(url) && { plan_cache_mode: "force_custom_plan" }),
-    },
-  });
-  const db = drizzlePostgres(withPreparedStatements(client), { schema }) as unknown as Db;
+  // A prepared statement's cached (generic) plan is made once, from the tables' sizes at that moment: made on
+  // a young inbox, it scans the whole table by the time the inbox has grown (12 ms instead of 0.7 ms per
+  // grouped update at 20,000 rows). Planning each run with its parameters costs far less.
+  // Unprepared statements are planned per run anyway, and PgBouncer refuses unknown startup parameters, so
+  // without prepared statements there is one pool, with the server's default.
+  const prepares = preparesStatements(url);
+  const client = connect(url, max, prepares ? "force_custom_plan" : undefined);
+  const fixedPlanClient = prepares ? connect(url, FIXED_PLAN_CONNECTIONS, "force_generic_plan") : client;
+  const drizzled = (sql: postgres.Sql) =>
+    drizzlePostgres(withPreparedStatements(sql), { schema }) as unknown as Db;
   return {
-    db,
+    db: drizzled(client),
+    fixedPlans: drizzled(fixedPlanClient),
     kind: "postgres",
     async listen(channel, onNotify) {
       const { unlisten } = await client.listen(channel, (payload) => onNotify(payload));
@@ -63,8 +70,21 @@ function openPostgres(url: string, max: number): Database {
         reserved.release();
       }
     },
-    close: () => client.end({ timeout: 5 }),
+    async close() {
+      await Promise.all([...new Set([client, fixedPlanClient])].map((sql) => sql.end({ timeout: 5 })));
+    },
   };
+}
+
+function connect(url: string, max: number, planCacheMode?: string): postgres.Sql {
+  return postgres(url, {
+    max,
+    onnotice: () => {},
+    connection: {
+      application_name: "quickchat-bridge",
+      ...(planCacheMode && { plan_cache_mode: planCacheMode }),
+    },
+  });
 }
 
 /** False with postgres.js's `?prepare=false` (or `disable`) on the URL. */
@@ -74,7 +94,7 @@ const preparesStatements = (url: string) => !/[?&]prepare=(false|disable)(&|$)/i
  * drizzle sends its queries as unnamed statements, which postgres.js runs in two round trips (parse and
  * describe, then bind and execute) and PostgreSQL parses every one. The service's statements are few and
  * fixed in text, so each connection prepares each one once and then runs it in one round trip (still planned
- * per run: see plan_cache_mode above).
+ * per run on `db`, once on `fixedPlans`: see openPostgres).
  * `?prepare=false` on DATABASE_URL (postgres.js's own option) turns this off, e.g. for PgBouncer in
  * transaction mode; queries without parameters keep the simple protocol either way.
  */
@@ -97,6 +117,8 @@ async function openPglite(dataDir: string): Promise<Database> {
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
     db,
+    // One in-process connection, with PostgreSQL's default plan caching.
+    fixedPlans: db,
     kind: "pglite",
     async listen(channel, onNotify) {
       return client.listen(channel, (payload) => onNotify(payload));

@@ -10,7 +10,15 @@ import {
   storeRepliesStatement,
 } from "../../src/db/inbox.js";
 import { inboundMessages } from "../../src/db/schema.js";
-import { DATABASE_KINDS, explained, migratedDatabase, POSTGRES_URL, rowsOf } from "../support/db.js";
+import {
+  DATABASE_KINDS,
+  explained,
+  genericPlan,
+  migrated,
+  migratedDatabase,
+  POSTGRES_URL,
+  rowsOf,
+} from "../support/db.js";
 
 /** Stores `count` messages of tenant acme on `channel`, one per thread (`t<n>`), with the status `status` gives. */
 function seed(db: Db, count: number, status = sql`'pending'`, channel = "telegram") {
@@ -73,6 +81,38 @@ describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
     expect(
       indexes.filter((i) => /USING btree \(tenant_id, channel\b/.test(i.indexdef)).map((i) => i.indexname),
     ).toEqual(["inbound_thread_idx"]);
+  });
+
+  it("plans the webhook inserts once, on an empty inbox, as index probes that stay cheap as it grows", async () => {
+    const { database, url = "" } = await migrated("postgres");
+    const planCacheMode = async (db: Db) =>
+      rowsOf<{ plan_cache_mode: string }>(await db.execute(sql`show plan_cache_mode`))[0]?.plan_cache_mode;
+    expect(await planCacheMode(database.fixedPlans)).toBe("force_generic_plan");
+    expect(await planCacheMode(database.db)).toBe("force_custom_plan");
+
+    const row = {
+      tenant_id: "acme",
+      channel: "telegram" as const,
+      thread_key: "t1",
+      dedupe_key: "d1",
+      kind: "text",
+      sender: { id: "u" },
+      route: { chat_id: 1 },
+      text: "hi",
+    };
+    // The plans made now are the ones kept while the inbox grows: every read must go through an index.
+    for (const statement of [
+      insertStatement([{ ...row, lease_owner: "worker:1", lease_ms: 60_000 }]),
+      insertInKnownThreadStatement(row),
+    ]) {
+      const reads = (await genericPlan(url, statement)).filter(
+        (node) => node["Relation Name"] && node["Node Type"] !== "ModifyTable",
+      );
+      expect(reads.map((node) => node["Relation Name"])).toContain("inbound_messages");
+      expect(reads.map((node) => node["Node Type"])).toEqual(
+        reads.map(() => expect.stringMatching(/^Index (Only )?Scan$/)),
+      );
+    }
   });
 
   it("keeps delivered messages out of the status index, which still lists the failed ones", async () => {

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { type SQL, sql } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import postgres from "postgres";
 import { onTestFinished } from "vitest";
-import { type Db, openDatabase, rowsOf } from "../../src/db/client.js";
+import { type Database, type Db, openDatabase, rowsOf } from "../../src/db/client.js";
 import { migrate } from "../../src/db/migrate.js";
 
 /** The PostgreSQL server tests use when DATABASE_URL is set (CI sets it); otherwise tests use PGlite. */
@@ -44,6 +45,11 @@ export { rowsOf } from "../../src/db/client.js";
 
 /** A migrated database of `kind` for the running test, closed and dropped when the test ends. */
 export async function migratedDatabase(kind: "pglite" | "postgres"): Promise<Db> {
+  return (await migrated(kind)).database.db;
+}
+
+/** As migratedDatabase: the whole Database, and its URL on PostgreSQL. */
+export async function migrated(kind: "pglite" | "postgres"): Promise<{ database: Database; url?: string }> {
   const testDb = await createTestDatabase(kind);
   const database = await openDatabase({ url: testDb.url, dataDir: "memory://" });
   onTestFinished(async () => {
@@ -51,7 +57,7 @@ export async function migratedDatabase(kind: "pglite" | "postgres"): Promise<Db>
     await testDb.drop();
   });
   await migrate(database);
-  return database.db;
+  return { database, url: testDb.url };
 }
 
 interface PlanNode {
@@ -69,11 +75,39 @@ export async function explained(db: Db, statement: SQL) {
   const [row] = rowsOf<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(result);
   const plan = row?.["QUERY PLAN"][0].Plan;
   if (!plan) throw new Error("no plan");
+  return { nodes: nodesOf(plan), pages: plan["Shared Hit Blocks"] + plan["Shared Read Blocks"] };
+}
+
+/**
+ * The nodes of the plan a connection that keeps its plans (`Database.fixedPlans`) makes for the statement:
+ * PostgreSQL's generic plan, made without the parameters' values and from the tables as they are now.
+ */
+export async function genericPlan(url: string, statement: SQL): Promise<PlanNode[]> {
+  const { sql: text, params } = new PgDialect().sqlToQuery(statement);
+  const session = postgres(url, {
+    max: 1,
+    onnotice: () => {},
+    connection: { plan_cache_mode: "force_generic_plan" },
+  });
+  try {
+    // PREPARE and EXECUTE take no bind parameters: the values go in as literals.
+    await session.unsafe(`prepare checked as ${text}`).simple();
+    const literals = params.map((p) => `'${String(p).replaceAll("'", "''")}'`).join(", ");
+    const result = await session.unsafe(`explain (format json) execute checked(${literals})`).simple();
+    const [row] = rowsOf<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(result);
+    if (!row) throw new Error("no plan");
+    return nodesOf(row["QUERY PLAN"][0].Plan);
+  } finally {
+    await session.end();
+  }
+}
+
+function nodesOf(plan: PlanNode): PlanNode[] {
   const nodes: PlanNode[] = [];
   const visit = (node: PlanNode) => {
     nodes.push(node);
     node.Plans?.forEach(visit);
   };
   visit(plan);
-  return { nodes, pages: plan["Shared Hit Blocks"] + plan["Shared Read Blocks"] };
+  return nodes;
 }
