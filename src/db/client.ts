@@ -38,7 +38,7 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
   return options.url ? openPostgres(options.url, options.maxConnections ?? 20) : openPglite(options.dataDir);
 }
 
-/** Connections of `Database.fixedPlans`: the webhook insert in flight, and a conditional one beside it. */
+/** Connections of `Database.fixedPlans`: the webhook inserts in flight at once (InboxWriter). */
 const FIXED_PLAN_CONNECTIONS = 2;
 
 function openPostgres(url: string, max: number): Database {

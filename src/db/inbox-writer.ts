@@ -18,12 +18,11 @@ export interface InboxWriterOptions {
 }
 
 /**
- * One insert in flight while the next gathers. Two in flight made smaller statements that cost PostgreSQL
- * 20-30% more CPU per webhook at half the saturation rate, for no more webhooks per second (four: fewer).
- * A stalled statement holds up this process's webhooks either way: the stalls measured hit every statement
- * in flight at once (docs/performance.md, round 7).
+ * Two inserts in flight: one waiting on PostgreSQL while the next gathers. Four made smaller statements and
+ * acknowledged fewer webhooks per second. One cost PostgreSQL less CPU per webhook but acknowledged WhatsApp
+ * webhooks about 10% slower at saturation (docs/performance.md, round 7).
  */
-const WEBHOOK_WRITES: InboxWriterOptions = { maxConcurrent: 1, maxRows: 500 };
+const WEBHOOK_WRITES: InboxWriterOptions = { maxConcurrent: 2, maxRows: 500 };
 
 /**
  * A worker in the same process that takes new messages straight from the insert: the insert leases them,
