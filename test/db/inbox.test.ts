@@ -83,7 +83,7 @@ describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
     ).toEqual(["inbound_thread_idx"]);
   });
 
-  it("plans the webhook inserts once, on an empty inbox, as index probes that stay cheap as it grows", async () => {
+  it("plans the webhook inserts once, on an empty inbox, with an index probe for every read", async () => {
     const { database, url = "" } = await migrated("postgres");
     const planCacheMode = async (db: Db) =>
       rowsOf<{ plan_cache_mode: string }>(await db.execute(sql`show plan_cache_mode`))[0]?.plan_cache_mode;
