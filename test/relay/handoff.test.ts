@@ -21,13 +21,13 @@ const message = (n: number, thread = `t${n}`) => ({
 });
 
 /** A pool over `database` with no tenant configured: a message fails at once, which is all these tests need. */
-function newPool(database: Database): WorkerPool {
+function newPool(database: Database, log = createLogger("silent")): WorkerPool {
   return new WorkerPool({
     database,
     tenants: { get: async () => undefined, list: async () => [] },
     adapters: {},
     quickchat: createQuickchatClient({ timeoutMs: 1000 }),
-    log: createLogger("silent"),
+    log,
     metrics: createMetrics(async () => ({ depth: 0, oldest: 0 })),
     options: {
       concurrency: 10,
@@ -153,6 +153,41 @@ describe.skipIf(!POSTGRES_URL)("claims beside the handoff", () => {
     expect(await stopWaitsFor(unlock)).toBe(true);
     expect(await stored).toBe(1);
     expect(await leases()).toEqual([{ status: "pending", lease_owner: null }]);
+  });
+
+  it("logs a message it could not hand back on a stop, which then waits out its lease", async () => {
+    await freshDatabase();
+    const lines: string[] = [];
+    // The pool's only raw statement is the release: it fails, as with the database going away.
+    const failingRelease: Database = {
+      ...database,
+      db: new Proxy(database.db, {
+        get(target, property, receiver) {
+          if (property === "execute") return async () => Promise.reject(new Error("connection lost"));
+          return Reflect.get(target, property, receiver);
+        },
+      }),
+    };
+    pool = newPool(failingRelease, createLogger("info", { write: (line: string) => void lines.push(line) }));
+    await pool.start();
+    await waitFor(() => pool?.reserve("acme"), 5000, "the start's claim to end");
+    pool.cancel("acme");
+    const unlock = await lockInbox();
+    const stored = new InboxWriter(database.db, undefined, pool).store("acme", "telegram", [message(1)]);
+    await waitingOnLock("insert");
+
+    expect(await stopWaitsFor(unlock)).toBe(true);
+    expect(await stored).toBe(1);
+    const [leased] = await leases();
+    expect(leased?.lease_owner).toMatch(/:/);
+    const warnings = lines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40);
+    expect(warnings).toContainEqual(
+      expect.objectContaining({
+        msg: "could not return messages to the queue; they are taken up again when their leases expire",
+        err: "connection lost",
+        msg_ids: [expect.any(Number)],
+      }),
+    );
   });
 
   it("claims a thread's next message as soon as the one before it ends, without a NOTIFY or the poll", async () => {
