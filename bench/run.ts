@@ -17,6 +17,7 @@ import { Agent, request } from "undici";
 import { slackEventHeaders, slackPayloads } from "../test/fakes/slack.js";
 import { inboundText, signTwilioRequest, toFormBody, twilioSid } from "../test/fakes/twilio.js";
 import { formatFigures, REPLY_SIZES } from "./format.js";
+import { containerNodeFlags } from "./node-flags.js";
 import { BENCH_IDS, type FakesReply, type FakesRequest, now } from "./shared.js";
 
 const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
@@ -310,14 +311,10 @@ async function load(options: LoadOptions): Promise<LoadResult> {
 // ---------------------------------------------------------------------------------------------------------
 // Scenarios
 
-/** Node's options for the service, as the container sets them (docker/Dockerfile). */
-const SERVICE_NODE_OPTIONS = "--max-semi-space-size=32";
+/** Node's flags for the service, read from the container's ENTRYPOINT, so the figures hold for the container. */
+const SERVICE_NODE_FLAGS = containerNodeFlags(readFileSync("docker/Dockerfile", "utf8"));
 
-const BRIDGE_ENV = {
-  LOG_LEVEL: "warn",
-  SHUTDOWN_TIMEOUT_SECONDS: "2",
-  NODE_OPTIONS: SERVICE_NODE_OPTIONS,
-};
+const BRIDGE_ENV = { LOG_LEVEL: "warn", SHUTDOWN_TIMEOUT_SECONDS: "2" };
 
 async function withBridge<T>(
   _fakes: Fakes,
@@ -326,12 +323,15 @@ async function withBridge<T>(
   fn: (bridge: Service, database: string) => Promise<T>,
 ): Promise<T> {
   const db = await freshDatabase();
-  const bridge = await startChild([...profileArgs(), `${BUILD_DIR}/main.js`, "serve"], {
-    ...BRIDGE_ENV,
-    ...env,
-    DATABASE_URL: db.url,
-    BRIDGE_CONFIG: configPath,
-  });
+  const bridge = await startChild(
+    [...profileArgs(), ...SERVICE_NODE_FLAGS, `${BUILD_DIR}/main.js`, "serve"],
+    {
+      ...BRIDGE_ENV,
+      ...env,
+      DATABASE_URL: db.url,
+      BRIDGE_CONFIG: configPath,
+    },
+  );
   try {
     return await fn(bridge, db.url);
   } finally {

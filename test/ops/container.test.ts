@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { containerNodeFlags } from "../../bench/node-flags.js";
 
 const run = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -82,6 +83,9 @@ function knownVariables(): Set<string> {
 }
 /** Set by the runtime (Node itself, npm), not by the bridge's settings. */
 const PLATFORM_VARIABLES = new Set(["NODE_ENV", "NODE_OPTIONS"]);
+/** The service's heap sizes (docs/performance.md), passed to Node by the ENTRYPOINT. */
+const HEAP_FLAGS = ["--max-semi-space-size=32", "--initial-old-space-size=160"];
+const entrypoint = execForm(runtimeOps("ENTRYPOINT")[0]!.args);
 
 describe("Dockerfile", () => {
   it("has a build stage and a runtime stage on an official Node 20 slim image", () => {
@@ -96,15 +100,22 @@ describe("Dockerfile", () => {
     expect(installs.some((a) => /npm install --omit=dev --ignore-scripts/.test(a))).toBe(true);
     expect(runtimeOps("COPY").some((i) => /(^|\s)src\b/.test(copyOf(i.args).sources.join(" ")))).toBe(false);
     expect(runtimeOps("USER").map((i) => i.args)).toEqual(["node"]);
-    expect(execForm(runtimeOps("ENTRYPOINT")[0]!.args)).toEqual(["node", "bin/bridge.js"]);
+    expect(entrypoint).toEqual(["node", ...HEAP_FLAGS, "bin/bridge.js"]);
+    // The bench starts the service with the container's flags, so its figures hold for the container.
+    expect(containerNodeFlags(read("docker/Dockerfile"))).toEqual(HEAP_FLAGS);
     expect(execForm(runtimeOps("CMD")[0]!.args)).toEqual(["serve"]);
     expect(runtimeEnv.DATA_DIR).toBe("/data");
-    // The bench runs the service with the container's Node options, so its figures hold for the container.
-    expect(runtimeEnv.NODE_OPTIONS).toBe("--max-semi-space-size=32");
-    expect(read("bench/run.ts")).toContain(`const SERVICE_NODE_OPTIONS = "${runtimeEnv.NODE_OPTIONS}";`);
     for (const name of Object.keys(runtimeEnv))
       if (!PLATFORM_VARIABLES.has(name)) expect(knownVariables()).toContain(name);
     expect(runtimeOps("EXPOSE").map((i) => i.args)).toEqual([runtimeEnv.PORT ?? "3000"]);
+  });
+
+  it("the bench refuses a Dockerfile whose Node flags it cannot read", () => {
+    expect(() => containerNodeFlags("FROM node:20-slim\n")).toThrow("no ENTRYPOINT");
+    expect(() => containerNodeFlags("ENTRYPOINT node bin/bridge.js\n")).toThrow(SyntaxError);
+    expect(() => containerNodeFlags('ENTRYPOINT ["bin/bridge.js"]\n')).toThrow(
+      "not an exec-form node command",
+    );
   });
 
   it("copies nothing from the build context that .dockerignore excludes or that does not exist", () => {
@@ -171,7 +182,7 @@ describe("runtime stage (rebuilt without Docker)", () => {
     expect(existsSync(join(app, "node_modules/prom-client"))).toBe(true);
   });
 
-  it("`node bin/bridge.js serve` listens, answers /healthz and the HEALTHCHECK, and exits 0 on SIGTERM", async () => {
+  it("the ENTRYPOINT with `serve` listens, answers /healthz and the HEALTHCHECK, and exits 0 on SIGTERM", async () => {
     const dataDir = join(work, "data");
     const env: Record<string, string> = {
       PATH: process.env.PATH ?? "",
@@ -181,7 +192,8 @@ describe("runtime stage (rebuilt without Docker)", () => {
       HOST: "127.0.0.1",
       DATA_DIR: dataDir,
     };
-    const child = spawn(process.execPath, ["bin/bridge.js", "serve"], { cwd: app, env });
+    // The ENTRYPOINT's own arguments: Node refuses a flag it does not know, so this also checks the flags.
+    const child = spawn(process.execPath, [...entrypoint.slice(1), "serve"], { cwd: app, env });
     try {
       const url = await listeningUrl(child, 30_000);
       expect((await fetch(`${url}/healthz`)).status).toBe(200);
