@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: sizes the bridge against a bare Hono + PostgreSQL baseline on this machine (issue 9).
- * The service runs compiled, as production runs it (tsc into .bench-dist, then `node .bench-dist/main.js
- * serve`), as a child process; the loopback fakes in another child
+ * The service runs compiled, as production runs it (tsc into .bench-dist, then
+ * `node <the container's heap flags> .bench-dist/main.js serve`), as a child process; the loopback fakes in another child
  * (bench/fakes.ts), the baseline in a third; this process only generates load (autocannon) and measures.
  * Never part of CI: the figures depend on the machine and on whatever else runs on it.
  */

@@ -140,18 +140,22 @@ describe.skipIf(!POSTGRES_URL)("claims beside the handoff", () => {
     ]);
   });
 
+  /** Stops the started pool while a webhook's insert, held on a lock, leases a message to it; its result. */
+  async function storeWhileStopping(started: WorkerPool): Promise<number> {
+    await started.start();
+    await waitFor(() => started.reserve("acme"), 5000, "the start's claim to end");
+    started.cancel("acme");
+    const unlock = await lockInbox();
+    const stored = new InboxWriter(database.db, undefined, started).store("acme", "telegram", [message(1)]);
+    await waitingOnLock("insert");
+    expect(await stopWaitsFor(unlock)).toBe(true);
+    return stored;
+  }
+
   it("hands back, on a stop, a message its webhook's insert in flight leases to the pool", async () => {
     await freshDatabase();
     pool = newPool(database);
-    await pool.start();
-    await waitFor(() => pool?.reserve("acme"), 5000, "the start's claim to end");
-    pool.cancel("acme");
-    const unlock = await lockInbox();
-    const stored = new InboxWriter(database.db, undefined, pool).store("acme", "telegram", [message(1)]);
-    await waitingOnLock("insert");
-
-    expect(await stopWaitsFor(unlock)).toBe(true);
-    expect(await stored).toBe(1);
+    expect(await storeWhileStopping(pool)).toBe(1);
     expect(await leases()).toEqual([{ status: "pending", lease_owner: null }]);
   });
 
@@ -169,15 +173,7 @@ describe.skipIf(!POSTGRES_URL)("claims beside the handoff", () => {
       }),
     };
     pool = newPool(failingRelease, createLogger("info", { write: (line: string) => void lines.push(line) }));
-    await pool.start();
-    await waitFor(() => pool?.reserve("acme"), 5000, "the start's claim to end");
-    pool.cancel("acme");
-    const unlock = await lockInbox();
-    const stored = new InboxWriter(database.db, undefined, pool).store("acme", "telegram", [message(1)]);
-    await waitingOnLock("insert");
-
-    expect(await stopWaitsFor(unlock)).toBe(true);
-    expect(await stored).toBe(1);
+    expect(await storeWhileStopping(pool)).toBe(1);
     const [leased] = await leases();
     expect(leased?.lease_owner).toMatch(/:/);
     const warnings = lines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40);
