@@ -109,7 +109,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     await next();
   };
 
-  /** Resolves tenant, adapter and channel config, reads the raw body and verifies the request. */
+  /**
+   * Resolves tenant, adapter and channel config, refuses what the headers alone refute, reads the raw body
+   * and verifies the request.
+   */
   async function verified(c: Context<Env>, channelName: string) {
     if (deps.isDraining()) throw new HttpError(503, "SERVICE_UNAVAILABLE", "shutting down; retry later");
     const adapter = deps.adapters[channelName as ChannelName];
@@ -120,6 +123,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (!tenant) throw notFound(`unknown tenant ${tenantId}`);
     if (config === undefined) throw notFound(`tenant ${tenantId} has no ${channelName} channel`);
     c.set("tenant", tenant.id);
+    adapter.precheck?.(c.req.raw.headers, config, tenant); // before the body is read
     const req: WebhookRequest = {
       rawBody: Buffer.from(await c.req.arrayBuffer()),
       headers: c.req.raw.headers,

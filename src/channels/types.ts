@@ -93,6 +93,12 @@ export interface ChannelAdapter<Cfg = unknown> {
   readonly channel: ChannelName;
   /** The tenant's settings for this channel, or undefined when the tenant does not use it (404). */
   config(tenant: TenantConfig): Cfg | undefined;
+  /**
+   * Refuses what the headers alone show to be wrong (missing or malformed signature, stale timestamp, wrong
+   * secret), before the body is read: an unauthenticated request costs no more than its headers there.
+   * Throws HttpError 4xx. `verify` still makes the whole check.
+   */
+  precheck?(headers: Headers, config: Cfg, tenant: TenantConfig): void;
   /** Checks the request's signature or secret; throws HttpError 401/403 when it fails. */
   verify(req: WebhookRequest, config: Cfg, tenant: TenantConfig): Promise<void> | void;
   /** Turns a verified webhook into inbound messages; throws HttpError 400 on a malformed body. */

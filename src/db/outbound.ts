@@ -1,4 +1,4 @@
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, notInArray, sql } from "drizzle-orm";
 import type { Db } from "./client.js";
 import { inboundMessages, outboundMessages } from "./schema.js";
 
@@ -32,7 +32,42 @@ export async function recordPart(db: Db, p: PartRecord): Promise<void> {
     ${onPartConflict}`);
 }
 
-/** A delivery report from the channel (Twilio status callback) for a part this tenant sent. */
+/**
+ * How far a sent message got, in the order Twilio moves it. Status callbacks can arrive out of order, so a
+ * report only moves a part forward: `delivered` is never replaced by a late `sent`. A status not listed (a
+ * new one) ranks with `queued`.
+ */
+const PROGRESS: Record<string, number> = {
+  accepted: 0,
+  scheduled: 0,
+  queued: 0,
+  sending: 1,
+  sent: 2,
+  partially_delivered: 3,
+  delivered: 4,
+  read: 5,
+};
+
+/** A part in one of these states stays in it: no later report changes the outcome. */
+export const FINAL_PART_STATUSES = ["failed", "undelivered", "canceled"] as const;
+
+const isFinal = (status: string) => (FINAL_PART_STATUSES as readonly string[]).includes(status);
+
+/** The rank of the stored status, in SQL, from the same table. */
+const storedProgress = sql.join(
+  [
+    sql`case ${outboundMessages.status}`,
+    ...Object.entries(PROGRESS).map(([status, rank]) => sql`when ${status} then ${rank}::int`),
+    sql`else 0 end`,
+  ],
+  sql` `,
+);
+
+/**
+ * A delivery report from the channel (Twilio status callback) for a part this tenant sent. Applied only
+ * when it moves the part forward (see PROGRESS) and the part is not final; a final status (`failed`,
+ * `undelivered`) ends any other. Returns the number of parts changed.
+ */
 export async function updatePartStatus(
   db: Db,
   tenantId: string,
@@ -40,12 +75,15 @@ export async function updatePartStatus(
   status: string,
   errorCode?: string,
 ): Promise<number> {
+  const forward = isFinal(status) ? sql`true` : sql`${storedProgress} < ${PROGRESS[status] ?? 0}::int`;
   const rows = await db
     .update(outboundMessages)
     .set({ status, ...(errorCode && { errorCode }), updatedAt: sql`now()` })
     .where(
       and(
         eq(outboundMessages.channelMessageId, channelMessageId),
+        notInArray(outboundMessages.status, [...FINAL_PART_STATUSES]),
+        forward,
         inArray(
           outboundMessages.inboundId,
           db

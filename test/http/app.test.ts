@@ -1,37 +1,8 @@
-import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QuickchatFake } from "../fakes/quickchat.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
 import { LoopbackChannel, loopbackHeaders, loopbackTenant } from "../support/loopback-channel.js";
-
-/**
- * Sends a request whose declared body is `bodyBytes` long on a raw socket, but only its first KB before the
- * answer; then the rest of the body, as a client that writes while reading does. Resolves with the answer's
- * head and how the connection ended: `closed` after the client sent everything, or the socket error.
- */
-function answerBeforeBody(url: string, path: string, bodyBytes: number, headers: Record<string, string>) {
-  const { hostname, port } = new URL(url);
-  return new Promise<{ head: string; ended: "closed" | string }>((resolve) => {
-    const socket = connect(Number(port), hostname);
-    let received = "";
-    let head = "";
-    socket.on("data", (chunk: Buffer) => {
-      received += chunk.toString("latin1");
-      if (head || !received.includes("\r\n\r\n")) return;
-      head = received.slice(0, received.indexOf("\r\n\r\n"));
-      // The answer came before the body: send the rest of it, then end.
-      socket.write(Buffer.alloc(bodyBytes - 1024, 0x78));
-      socket.end();
-    });
-    socket.on("error", (err: NodeJS.ErrnoException) => resolve({ head, ended: err.code ?? err.message }));
-    socket.on("close", () => resolve({ head, ended: "closed" }));
-    const lines = Object.entries({ ...headers, "content-length": String(bodyBytes) }).map(
-      ([name, value]) => `${name}: ${value}`,
-    );
-    socket.write(`POST ${path} HTTP/1.1\r\nhost: ${hostname}\r\n${lines.join("\r\n")}\r\n\r\n`);
-    socket.write(Buffer.alloc(1024, 0x78));
-  });
-}
+import { answerBeforeBody } from "../support/raw-socket.js";
 
 describe("HTTP surface", () => {
   let quickchat: QuickchatFake;
@@ -153,5 +124,101 @@ describe("shutdown", () => {
     // The message claimed before the signal was finished, not dropped.
     expect(channel.delivered).toHaveLength(1);
     await quickchat.close();
+  });
+});
+
+// Whatever the headers alone refute is answered before the body is read: the client here sends headers only
+// and holds the body, so an answer at all proves that no byte of it was needed (nor read, nor hashed).
+describe("before the body is read", () => {
+  let quickchat: QuickchatFake;
+  let bridge: TestBridge;
+  const WELL_SHAPED_TWILIO_SIGNATURE = `${"A".repeat(27)}=`;
+
+  beforeAll(async () => {
+    quickchat = await new QuickchatFake({ scenarios: {} }).start();
+    bridge = await startTestBridge({
+      tenants: [
+        {
+          id: "acme",
+          quickchat: { scenario_id: "s", token: "t", base_url: quickchat.url },
+          telegram: { bot_token: "123:abc", webhook_secret: "the-webhook-secret" },
+          slack: { signing_secret: "the-signing-secret", bot_token: "xoxb-1" },
+          whatsapp: { account_sid: `AC${"1".repeat(32)}`, auth_token: "the-auth-token", from: "whatsapp:+1" },
+        },
+      ],
+      worker: false,
+    });
+  });
+  afterAll(async () => {
+    await bridge.stop();
+    await quickchat.close();
+  });
+
+  const now = () => String(Math.floor(Date.now() / 1000));
+  const json = { "content-type": "application/json" };
+  const form = { "content-type": "application/x-www-form-urlencoded" };
+
+  it.each<[string, string, Record<string, string>, number, RegExp]>([
+    ["Telegram without its secret", "telegram", json, 401, /missing X-Telegram-Bot-Api-Secret-Token/],
+    [
+      "Telegram with a wrong secret",
+      "telegram",
+      { ...json, "x-telegram-bot-api-secret-token": "guess" },
+      401,
+      /wrong X-Telegram-Bot-Api-Secret-Token/,
+    ],
+    ["Slack without signature headers", "slack", json, 401, /missing X-Slack-Signature/],
+    [
+      "Slack with a stale timestamp",
+      "slack",
+      { ...json, "x-slack-request-timestamp": "1531420618", "x-slack-signature": `v0=${"0".repeat(64)}` },
+      401,
+      /more than 5 minutes off/,
+    ],
+    [
+      "Slack with a signature that is not v0= and 64 hex digits",
+      "slack",
+      { ...json, "x-slack-request-timestamp": now(), "x-slack-signature": "v0=zz" },
+      401,
+      /not v0= and 64 hex digits/,
+    ],
+    ["WhatsApp without a signature", "whatsapp", form, 403, /missing X-Twilio-Signature/],
+    [
+      "WhatsApp with a signature that is not 28 base64 characters",
+      "whatsapp",
+      { ...form, "x-twilio-signature": "0123456789abcdef".repeat(4) },
+      403,
+      /not a base64 HMAC-SHA1/,
+    ],
+    [
+      "WhatsApp with a well-shaped signature on a body that is not a form",
+      "whatsapp",
+      { ...json, "x-twilio-signature": WELL_SHAPED_TWILIO_SIGNATURE },
+      400,
+      /expected application\/x-www-form-urlencoded/,
+    ],
+  ])("%s", async (_name, channel, headers, status, reason) => {
+    const answer = await answerBeforeBody(bridge.url, `/webhooks/acme/${channel}`, 80 * 1024, headers, {
+      sentFirst: 0,
+    });
+    expect(answer.head).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+    expect(answer.head.toLowerCase()).toContain("connection: close");
+    expect(answer.ended).toBe("closed");
+    expect(answer.body).toMatch(reason);
+    const logged = bridge.logs.map((line) => JSON.parse(line) as { msg?: string });
+    expect(logged.some((entry) => entry.msg?.includes("Twilio signature does not match"))).toBe(false);
+  });
+
+  it("states the reason in the JSON error shape", async () => {
+    const response = await bridge.post("/webhooks/acme/whatsapp/status", "a&".repeat(1000), {
+      ...form,
+      "x-twilio-signature": "not-base64!",
+    });
+    expect(response.status).toBe(403);
+    expect(await response.json()).toEqual({
+      errors: {
+        root: [{ code: "PERMISSION_DENIED", message: expect.stringMatching(/not a base64 HMAC-SHA1/) }],
+      },
+    });
   });
 });

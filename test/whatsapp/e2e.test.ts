@@ -5,11 +5,13 @@ import { QuickchatFake } from "../fakes/quickchat.js";
 import { type RunningFake, startFake } from "../fakes/server.js";
 import {
   createTwilioFake,
+  type InboundOptions,
   inboundImage,
   inboundText,
   outsideWindow,
   postTwilioWebhook,
   rateLimited,
+  signTwilioRequest,
   type TwilioFake,
   type TwilioParams,
   toFormBody,
@@ -31,6 +33,11 @@ const PUBLIC = "https://bridge.example.com";
 const ROUTE = "/webhooks/acme/whatsapp";
 const STATUS_ROUTE = "/webhooks/acme/whatsapp/status";
 const UNSUPPORTED = "I can only read text messages.";
+
+/** What Twilio posts for acme's account (its AccountSid is checked). */
+const acmeText = (body: string, o: InboundOptions = {}) => inboundText(body, { accountSid: SID, ...o });
+const acmeImage = (caption: string | undefined, o: InboundOptions = {}) =>
+  inboundImage(caption, { accountSid: SID, ...o });
 
 const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 const LONG_PARAGRAPHS = Array.from(
@@ -115,7 +122,7 @@ async function settled(count: number) {
 
 describe("WhatsApp webhook", () => {
   it("rejects a bad signature, another tenant's token and a missing signature with 403, storing nothing", async () => {
-    const params = inboundText("hello");
+    const params = acmeText("hello");
     const forged = await deliver(params, { token: "not-the-token" });
     expect(forged.status).toBe(403);
     expect(await forged.json()).toMatchObject({ errors: { root: [{ code: "PERMISSION_DENIED" }] } });
@@ -137,18 +144,64 @@ describe("WhatsApp webhook", () => {
   });
 
   it("answers 400 to a body that is not a form", async () => {
-    const response = await bridge.post(ROUTE, JSON.stringify(inboundText("hi")), {
-      "x-twilio-signature": "x",
+    const response = await bridge.post(ROUTE, JSON.stringify(acmeText("hi")), {
+      "x-twilio-signature": `${"A".repeat(27)}=`,
     });
     expect(response.status).toBe(400);
   });
+
+  it("refuses a correctly signed replay with a rearranged MessageSid (400) or another account's AccountSid (403)", async () => {
+    const captured = acmeText("pay 100 euros");
+    expect((await deliver(captured)).status).toBe(200);
+    await settled(1);
+
+    // The next parameter moved into MessageSid's value: the same signature, a new message id.
+    const { MessageType, ...rest } = captured;
+    const moved = { ...rest, MessageSid: `${captured.MessageSid}MessageType${MessageType}` };
+    const replay = await deliver(moved);
+    expect(replay.status).toBe(400);
+    expect(await replay.json()).toMatchObject({
+      errors: { root: [{ code: "BAD_REQUEST", message: expect.stringMatching(/MessageSid/) }] },
+    });
+
+    const foreign = await deliver(acmeText("from another account", { accountSid: OTHER_SID }));
+    expect(foreign.status).toBe(403);
+    expect(await foreign.json()).toMatchObject({
+      errors: { root: [{ code: "PERMISSION_DENIED", message: expect.stringMatching(/AccountSid/) }] },
+    });
+
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await inbox()).map((row) => row.text)).toEqual(["pay 100 euros"]);
+    expect(quickchat.calls).toHaveLength(1);
+  });
+
+  // 40,000 repeated keys took 17 s to decode (an array copied per key) and then the SDK's validator; now
+  // the parameters are counted on the raw bytes, and the validator is never reached (no mismatch logged).
+  it.each([
+    ["repeated keys", "a&".repeat(40_000)],
+    ["distinct keys", Array.from({ length: 150_000 }, (_, i) => i.toString(36)).join("&")],
+  ])(
+    "refuses a form with more parameters than Twilio sends (%s) with 400 before any signature check",
+    async (_, body) => {
+      for (const route of [ROUTE, STATUS_ROUTE]) {
+        const response = await bridge.post(route, body, {
+          "content-type": "application/x-www-form-urlencoded",
+          "x-twilio-signature": signTwilioRequest(TOKEN, `${PUBLIC}${route}`, {}),
+        });
+        expect(response.status, route).toBe(400);
+        expect(await response.json()).toMatchObject({ errors: { root: [{ code: "TOO_MANY_PARAMETERS" }] } });
+      }
+      expect(bridge.logs.some((l) => l.includes("Twilio signature does not match"))).toBe(false);
+      expect(await inbox()).toEqual([]);
+    },
+  );
 
   it("accepts a signature for the public URL behind a proxy that changed host and scheme", async () => {
     const proxied = await startTestBridge({ tenants: tenants() });
     try {
       const response = await postTwilioWebhook(`${proxied.url}${ROUTE}`, {
         authToken: TOKEN,
-        params: inboundText("through the proxy"),
+        params: acmeText("through the proxy"),
         signedUrl: `${PUBLIC}${ROUTE}`,
         headers: { "x-forwarded-proto": "https", "x-forwarded-host": "bridge.example.com" },
       });
@@ -162,7 +215,7 @@ describe("WhatsApp webhook", () => {
 
       const direct = await postTwilioWebhook(`${proxied.url}${ROUTE}`, {
         authToken: TOKEN,
-        params: inboundText("no proxy headers"),
+        params: acmeText("no proxy headers"),
         signedUrl: `${PUBLIC}${ROUTE}`,
       });
       expect(direct.status).toBe(403);
@@ -174,9 +227,9 @@ describe("WhatsApp webhook", () => {
 
 describe("WhatsApp conversations", () => {
   it("answers with WhatsApp formatting from our number, and the next message carries the conv_id", async () => {
-    await deliverOk(inboundText("hello", { from: USER, to: OURS }));
+    await deliverOk(acmeText("hello", { from: USER, to: OURS }));
     await sent(1);
-    await deliverOk(inboundText("and again", { from: USER, to: OURS }));
+    await deliverOk(acmeText("and again", { from: USER, to: OURS }));
     await sent(2);
 
     expect(twilio.sent().map((c) => c.params)).toEqual([
@@ -199,7 +252,7 @@ describe("WhatsApp conversations", () => {
 
   it("keeps non-ASCII bodies and profile names intact both ways", async () => {
     const text = "Grüße aus Köln 👋 ¿qué tal? 日本語 — naïve";
-    await deliverOk(inboundText(text, { profileName: "Zoë Łukasiewicz 🌻" }));
+    await deliverOk(acmeText(text, { profileName: "Zoë Łukasiewicz 🌻" }));
     await sent(1);
 
     expect(quickchat.calls[0]?.body.text).toBe(text);
@@ -208,12 +261,12 @@ describe("WhatsApp conversations", () => {
   });
 
   it("asks Quickchat once for a redelivered MessageSid", async () => {
-    const params = inboundText("only once", { messageSid: "SM0123456789abcdef0123456789abcdef" });
+    const params = acmeText("only once", { messageSid: "SM0123456789abcdef0123456789abcdef" });
     await deliverOk(params);
     await deliverOk(params);
     await sent(1);
     await deliverOk(params);
-    await deliverOk(inboundText("next"));
+    await deliverOk(acmeText("next"));
     await sent(2);
 
     expect(quickchat.calls.map((c) => c.body.text)).toEqual(["only once", "next"]);
@@ -221,9 +274,9 @@ describe("WhatsApp conversations", () => {
   });
 
   it("answers an image without a caption with the unsupported text, and forwards one with a caption", async () => {
-    await deliverOk(inboundImage(undefined));
+    await deliverOk(acmeImage(undefined));
     await sent(1);
-    await deliverOk(inboundImage("What plant is this?"));
+    await deliverOk(acmeImage("What plant is this?"));
     await sent(2);
 
     expect(bodies()).toEqual([UNSUPPORTED, "You said: *What plant is this?*"]);
@@ -233,7 +286,7 @@ describe("WhatsApp conversations", () => {
 
 describe("WhatsApp delivery", () => {
   it("delivers a 4,000-character reply as ordered parts of at most 1600 characters", async () => {
-    await deliverOk(inboundText("long answer please"));
+    await deliverOk(acmeText("long answer please"));
     await waitFor(() => bodies().some((b) => b?.includes("Paragraph 40:")), 10_000, "the last part");
 
     expect(LONG_PARAGRAPHS.join("\n\n").length).toBeGreaterThan(4000);
@@ -253,7 +306,7 @@ describe("WhatsApp delivery", () => {
 
   it("waits out a 429 and then delivers", async () => {
     twilio.failNext(rateLimited(1));
-    await deliverOk(inboundText("slow down"));
+    await deliverOk(acmeText("slow down"));
     await sent(1);
 
     expect(twilio.calls.map((c) => c.status)).toEqual([429, 201]);
@@ -264,7 +317,7 @@ describe("WhatsApp delivery", () => {
 
   it("fails the message on 63016 without retrying and logs the code", async () => {
     twilio.failNext(outsideWindow());
-    await deliverOk(inboundText("too late"));
+    await deliverOk(acmeText("too late"));
     const [row] = await settled(1);
     // Retries run on a 100 ms base here: a retry would have happened by now.
     await new Promise((r) => setTimeout(r, 500));
@@ -276,8 +329,8 @@ describe("WhatsApp delivery", () => {
   });
 
   it("records status callbacks against the part they report on", async () => {
-    await deliverOk(inboundText("track me"));
-    await deliverOk(inboundText("and me"));
+    await deliverOk(acmeText("track me"));
+    await deliverOk(acmeText("and me"));
     await settled(2);
     const [first, second] = twilio.sent().map((c) => c.sid!);
     const deliverTo = `${bridge.url}${STATUS_ROUTE}`;
@@ -300,7 +353,7 @@ describe("WhatsApp delivery", () => {
   });
 
   it("rejects a status callback signed with another token", async () => {
-    await deliverOk(inboundText("track me"));
+    await deliverOk(acmeText("track me"));
     await settled(1);
     const sid = twilio.sent()[0]!.sid!;
     twilio.accounts.set(SID, "forged-token");

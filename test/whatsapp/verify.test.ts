@@ -1,3 +1,5 @@
+import fc from "fast-check";
+import twilio from "twilio";
 import { describe, expect, it } from "vitest";
 import type { WebhookRequest } from "../../src/channels/types.js";
 import { twilioCalledUrl, verifyTwilioSignature } from "../../src/channels/whatsapp/verify.js";
@@ -5,6 +7,8 @@ import { createLogger } from "../../src/log.js";
 import { inboundText, signTwilioRequest, type TwilioParams, toFormBody } from "../fakes/twilio.js";
 
 const TOKEN = "f00dfeedf00dfeedf00dfeedf00dfeed";
+const ACCOUNT = "AC0123456789abcdef0123456789abcdef";
+const CONFIG = { account_sid: ACCOUNT, auth_token: TOKEN };
 const PUBLIC = "https://bridge.example.com";
 const PATH = "/webhooks/acme/whatsapp";
 
@@ -38,18 +42,18 @@ function request(
   };
 }
 
-function verify(req: WebhookRequest, token = TOKEN) {
+function verify(req: WebhookRequest, config = CONFIG) {
   const { log, lines } = capturingLogger();
   let error: unknown;
   try {
-    verifyTwilioSignature(req, token, log, "acme");
+    verifyTwilioSignature(req, config, log, "acme");
   } catch (e) {
     error = e;
   }
   return { error, lines };
 }
 
-const params = inboundText("Grüße 👋", { profileName: "Zoë" });
+const params = inboundText("Grüße 👋", { profileName: "Zoë", accountSid: ACCOUNT });
 
 describe("twilioCalledUrl", () => {
   it.each<[string, Parameters<typeof request>[1], string]>([
@@ -162,7 +166,85 @@ describe("verifyTwilioSignature", () => {
   });
 
   it("rejects an undecodable form body with 400", () => {
-    const req = request(params, { signature: "x", publicUrl: PUBLIC, body: "Body=%E0%A4%A" });
+    const req = request(params, {
+      signature: signTwilioRequest(TOKEN, `${PUBLIC}${PATH}`, params),
+      publicUrl: PUBLIC,
+      body: "Body=%E0%A4%A",
+    });
     expect(verify(req).error).toMatchObject({ status: 400 });
+  });
+});
+
+describe("verifyTwilioSignature: what a signature does not cover", () => {
+  const signedFor = (p: TwilioParams) => signTwilioRequest(TOKEN, `${PUBLIC}${PATH}`, p);
+
+  it("refuses a form of more than 256 parameters before computing any signature (no mismatch logged)", () => {
+    const body = "a&".repeat(40_000);
+    const { error, lines } = verify(
+      request(params, { signature: signedFor(params), publicUrl: PUBLIC, body }),
+    );
+    expect(error).toMatchObject({ status: 400, code: "TOO_MANY_PARAMETERS" });
+    expect(lines).toEqual([]);
+  });
+
+  it("accepts 256 parameters", () => {
+    const many: TwilioParams = { ...params };
+    for (let i = Object.keys(many).length; i < 256; i++) many[`X${i}`] = String(i);
+    expect(Object.keys(many)).toHaveLength(256);
+    expect(verify(request(many, { signature: signedFor(many), publicUrl: PUBLIC })).error).toBeUndefined();
+  });
+
+  // The signature covers names and values run together: moving the next parameter into MessageSid's value
+  // keeps it valid while the message id, the dedupe key, changes. A captured request replayed that way
+  // would be a new message.
+  it("refuses a captured request whose MessageSid absorbed the next parameter (same signature)", () => {
+    const { MessageType, ...rest } = params;
+    const moved = { ...rest, MessageSid: `${params.MessageSid}MessageType${MessageType}` };
+    const signature = signedFor(params);
+    expect(signedFor(moved)).toBe(signature);
+    const { error } = verify(request(moved, { signature, publicUrl: PUBLIC }));
+    expect(error).toMatchObject({ status: 400, message: expect.stringMatching(/MessageSid/) });
+  });
+
+  it("refuses a correctly signed request for another account, and a repeated MessageSid", () => {
+    const other = { ...params, AccountSid: `AC${"9".repeat(32)}` };
+    expect(verify(request(other, { signature: signedFor(other), publicUrl: PUBLIC })).error).toMatchObject({
+      status: 403,
+      message: expect.stringMatching(/AccountSid/),
+    });
+    const body = `${toFormBody(params)}&MessageSid=${params.MessageSid}`;
+    const repeated = request(params, { publicUrl: PUBLIC, body });
+    repeated.headers.set(
+      "x-twilio-signature",
+      twilio.getExpectedTwilioSignature(TOKEN, `${PUBLIC}${PATH}`, { ...params }),
+    );
+    expect(verify(repeated).error).toMatchObject({ status: 400 });
+  });
+
+  it("agrees with the Twilio SDK's validateRequest on signed, re-signed and tampered forms", () => {
+    const name = fc.stringMatching(/^[A-Za-z][A-Za-z0-9]{0,12}$/);
+    const value = fc.string({ maxLength: 20, unit: "grapheme" });
+    const urls = [
+      `${PUBLIC}${PATH}`,
+      `https://bridge.example.com:443${PATH}`,
+      `https://bridge.example.com:8443${PATH}`,
+      `https://other.example.com${PATH}`,
+    ];
+    fc.assert(
+      fc.property(
+        fc.dictionary(name, value, { maxKeys: 12 }),
+        fc.constantFrom(...urls),
+        fc.boolean(),
+        (extra, signedUrl, tamper) => {
+          const form: TwilioParams = { ...params, ...extra, AccountSid: ACCOUNT };
+          const signature = signTwilioRequest(TOKEN, signedUrl, form);
+          const received = tamper ? { ...form, Body: `${form.Body}!` } : form;
+          const ours = verify(request(received, { signature, publicUrl: PUBLIC })).error === undefined;
+          const sdk = twilio.validateRequest(TOKEN, signature, `${PUBLIC}${PATH}`, received);
+          expect(ours).toBe(sdk);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

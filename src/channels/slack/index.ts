@@ -4,7 +4,7 @@ import { storable } from "../shared.js";
 import type { AdapterDeps, ChannelAdapter, DeliveryTarget, WebhookResult } from "../types.js";
 import { decodeSlackPayload, parseSlackEvent, type SlackIdentity } from "./inbound.js";
 import { classifySlackError, postMessage, readRoute, setThinkingStatus } from "./outbound.js";
-import { verifySlackSignature } from "./verify.js";
+import { precheckSlackHeaders, verifySlackSignature } from "./verify.js";
 import { SlackWorkspaces } from "./workspace.js";
 
 /** Re-set before Slack's two-minute expiry of an assistant status while Quickchat is still working. */
@@ -35,6 +35,10 @@ export function createSlackAdapter(
     channel: "slack",
 
     config: (tenant) => tenant.slack,
+
+    precheck(headers) {
+      precheckSlackHeaders(headers, now());
+    },
 
     verify(req, config) {
       verifySlackSignature(req, config.signing_secret, now());

@@ -58,6 +58,9 @@ export function createTelegramAdapter(deps: AdapterDeps): ChannelAdapter<Telegra
 
     config: (tenant) => tenant.telegram,
 
+    // The secret is a header: the whole check runs before the body is read; `verify` repeats it (one compare).
+    precheck: (headers, config) => verifyTelegramSecret(headers, config),
+
     verify: (req, config) => verifyTelegramSecret(req.headers, config),
 
     async receive(req, config, tenant): Promise<WebhookResult> {

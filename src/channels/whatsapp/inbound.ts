@@ -14,6 +14,14 @@ export type WhatsappRoute = {
 
 const WHATSAPP_PREFIX = "whatsapp:";
 
+/**
+ * `MessageType` values that are no user message: reactions (`reaction`) and WhatsApp's own notices about a
+ * user (`system`: number changed, and the like). Every other type is a message: text, button and interactive
+ * replies are read, location as text, media and unknown types get the `unsupported` answer unless they carry
+ * text (a caption, an ad click's prefilled text).
+ */
+const NOT_A_MESSAGE = new Set(["reaction", "system"]);
+
 /** The thread key: our number and the user's, readable in logs and the admin API. */
 export function whatsappThreadKey(to: string, from: string): string {
   return `${to}|${from}`;
@@ -29,6 +37,13 @@ export function parseIncomingMessage(form: TwilioForm, options: { statusCallback
   const status = field(form, "MessageStatus") ?? field(form, "SmsStatus");
   if (status !== undefined && status !== "received") {
     return { type: "ignored", reason: `status callback (${status}) on the message webhook` };
+  }
+
+  // A reaction (an emoji on one of our replies) or a WhatsApp system notice is not something the user asks:
+  // answering it, even with the `unsupported` text, would be noise.
+  const messageType = field(form, "MessageType")?.toLowerCase();
+  if (messageType !== undefined && NOT_A_MESSAGE.has(messageType)) {
+    return { type: "ignored", reason: `WhatsApp ${messageType}, not a user message` };
   }
 
   const { kind, text } = contentOf(form);

@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
 import type { WhatsappConfig } from "../../config/schema.js";
 import { storable } from "../shared.js";
-import { type AdapterDeps, type ChannelAdapter, ChannelSendError } from "../types.js";
+import { type AdapterDeps, type ChannelAdapter, ChannelSendError, type WebhookRequest } from "../types.js";
 import { readTwilioForm } from "./form.js";
 import { parseIncomingMessage, parseStatusCallback } from "./inbound.js";
 import { createTwilioClient, sendWhatsappText, type TwilioClient } from "./outbound.js";
-import { twilioCalledUrl, verifyTwilioSignature } from "./verify.js";
+import { precheckTwilioRequest, twilioCalledUrl, verifyTwilioSignature } from "./verify.js";
 
 /** Empty TwiML: "received, no inline reply". Twilio logs an empty body as an error (channel-facts 3.2). */
 const EMPTY_TWIML = "<Response></Response>";
@@ -13,6 +13,14 @@ const EMPTY_TWIML = "<Response></Response>";
 export function createWhatsappAdapter(deps: AdapterDeps): ChannelAdapter<WhatsappConfig> {
   const log = deps.log.child({ channel: "whatsapp" });
   const clients = new Map<string, { key: string; client: TwilioClient }>();
+  /** Requests whose signature was accepted: a status report is only applied from one of them. */
+  const verified = new WeakSet<WebhookRequest>();
+
+  function verify(req: WebhookRequest, config: WhatsappConfig, tenantId: string): void {
+    if (verified.has(req)) return;
+    verifyTwilioSignature(req, config, log, tenantId);
+    verified.add(req);
+  }
 
   /** One SDK client per tenant, rebuilt when its credentials or base URL change. */
   function clientFor(tenantId: string, config: WhatsappConfig): TwilioClient {
@@ -36,9 +44,9 @@ export function createWhatsappAdapter(deps: AdapterDeps): ChannelAdapter<Whatsap
     channel: "whatsapp",
     config: (tenant) => tenant.whatsapp,
 
-    verify(req, config, tenant) {
-      verifyTwilioSignature(req, config.auth_token, log, tenant.id);
-    },
+    precheck: (headers) => precheckTwilioRequest(headers),
+
+    verify: (req, config, tenant) => verify(req, config, tenant.id),
 
     async receive(req, _config, tenant) {
       // The signature just proved Twilio reaches us at this base, so delivery reports can come back to it.
@@ -55,9 +63,10 @@ export function createWhatsappAdapter(deps: AdapterDeps): ChannelAdapter<Whatsap
     send: async (target, text) =>
       sendWhatsappText(clientFor(target.tenant.id, target.config), target.route, text),
 
-    // Verified here rather than trusting the caller: a forged report would corrupt the delivery state.
+    // Verified here rather than trusting the caller: a forged report would corrupt the delivery state. A
+    // request `verify` already accepted is not hashed again.
     async receiveStatus(req, config, tenant) {
-      verifyTwilioSignature(req, config.auth_token, log, tenant.id);
+      verify(req, config, tenant.id);
       return parseStatusCallback(readTwilioForm(req));
     },
   };

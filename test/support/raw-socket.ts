@@ -1,0 +1,51 @@
+import { connect } from "node:net";
+
+export interface EarlyAnswer {
+  /** The answer's status line and headers; empty when none came before the client gave up. */
+  head: string;
+  /** What followed the head (the answer's body), as received. */
+  body: string;
+  /** How the connection ended: `closed` after the client sent everything, or the socket error. */
+  ended: "closed" | string;
+}
+
+/**
+ * Sends a request whose declared body is `bodyBytes` long on a raw socket, but only its first `sentFirst`
+ * bytes before the answer; then the rest of the body, as a client that writes while reading does. With
+ * `sentFirst: 0` the service gets the headers alone: an answer proves it decided without the body (one that
+ * waited for it would wait forever, so the client gives up after `giveUpMs` and `head` stays empty).
+ */
+export function answerBeforeBody(
+  url: string,
+  path: string,
+  bodyBytes: number,
+  headers: Record<string, string>,
+  { sentFirst = 1024, giveUpMs = 10_000 }: { sentFirst?: number; giveUpMs?: number } = {},
+): Promise<EarlyAnswer> {
+  const { hostname, port } = new URL(url);
+  return new Promise<EarlyAnswer>((resolve) => {
+    const socket = connect(Number(port), hostname);
+    const giveUp = setTimeout(() => socket.destroy(), giveUpMs);
+    let received = "";
+    let head = "";
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString("latin1");
+      if (head || !received.includes("\r\n\r\n")) return;
+      head = received.slice(0, received.indexOf("\r\n\r\n"));
+      // The answer came before the body: send the rest of it, then end.
+      socket.write(Buffer.alloc(bodyBytes - sentFirst, 0x78));
+      socket.end();
+    });
+    const done = (ended: string) => {
+      clearTimeout(giveUp);
+      resolve({ head, body: head ? received.slice(head.length + 4) : "", ended });
+    };
+    socket.on("error", (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
+    socket.on("close", () => done("closed"));
+    const lines = Object.entries({ ...headers, "content-length": String(bodyBytes) }).map(
+      ([name, value]) => `${name}: ${value}`,
+    );
+    socket.write(`POST ${path} HTTP/1.1\r\nhost: ${hostname}\r\n${lines.join("\r\n")}\r\n\r\n`);
+    if (sentFirst > 0) socket.write(Buffer.alloc(sentFirst, 0x78));
+  });
+}
