@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { InboundMessage } from "../../src/channels/types.js";
-import { parseForm } from "../../src/channels/whatsapp/form.js";
+import { countParameters, parseForm } from "../../src/channels/whatsapp/form.js";
 import { parseIncomingMessage, parseStatusCallback } from "../../src/channels/whatsapp/inbound.js";
 import { HttpError } from "../../src/errors.js";
 import {
@@ -130,6 +130,46 @@ describe("parseIncomingMessage: ignored and malformed", () => {
     });
   });
 
+  // A reaction is an emoji on one of our replies, a system notice is WhatsApp's (the user changed number):
+  // neither asks anything, so neither is answered, not even with the `unsupported` text.
+  it.each([
+    ["a reaction", { ...inboundText(""), MessageType: "reaction" }],
+    ["a reaction whose Body carries the emoji", { ...inboundText("👍"), MessageType: "reaction" }],
+    ["a system notice", { ...inboundText("User changed their number"), MessageType: "system" }],
+  ])("ignores %s", (_, params) => {
+    expect(parse(params)).toEqual({
+      type: "ignored",
+      reason: `WhatsApp ${params.MessageType}, not a user message`,
+    });
+  });
+
+  it.each([
+    ["an interactive (list) reply", { ...inboundText("Opening hours"), MessageType: "interactive" }, "text"],
+    [
+      "a contact card",
+      { ...inboundImage(undefined), MessageType: "contacts", MediaContentType0: "text/vcard" },
+      "unsupported",
+    ],
+    [
+      "a sticker",
+      { ...inboundImage(undefined), MessageType: "sticker", MediaContentType0: "image/webp" },
+      "unsupported",
+    ],
+    ["a type this bridge does not know", { ...inboundText(""), MessageType: "poll" }, "unsupported"],
+    [
+      "an ad click (referral) with its prefilled text",
+      {
+        ...inboundText("Tell me more"),
+        ReferralSourceType: "ad",
+        ReferralHeadline: "Spring sale",
+        ReferralCtwaClid: "x",
+      },
+      "text",
+    ],
+  ])("answers %s as a user message", (_, params, kind) => {
+    expect(message(params).kind).toBe(kind);
+  });
+
   it.each(["MessageSid", "From", "To"])("rejects a message without %s", (name) => {
     const params = { ...inboundText("hi"), [name]: "" };
     expect(() => parse(params)).toThrow(HttpError);
@@ -151,6 +191,22 @@ describe("parseForm", () => {
     expect(Object.getPrototypeOf(form)).toBeNull();
     expect(Object.entries(form)).toContainEqual(["__proto__", "x"]);
     expect(form.flag).toBe("");
+  });
+
+  it("keeps every value of a name repeated 40,000 times, in order", () => {
+    const body = Array.from({ length: 40_000 }, (_, i) => `a=${i}`).join("&");
+    const values = parseForm(`${body}&b=last`);
+    expect(values.a).toHaveLength(40_000);
+    expect((values.a as string[]).slice(0, 3)).toEqual(["0", "1", "2"]);
+    expect((values.a as string[])[39_999]).toBe("39999");
+    expect(values.b).toBe("last");
+  });
+
+  it("counts parameters on the raw bytes as separators + 1", () => {
+    expect(countParameters(Buffer.from(""))).toBe(0);
+    expect(countParameters(Buffer.from("a=1"))).toBe(1);
+    expect(countParameters(Buffer.from("a=1&b=%26&c"))).toBe(3);
+    expect(countParameters(Buffer.from("a&".repeat(40_000)))).toBe(40_001);
   });
 
   it.each(["Body=%E0%A4%A", "Body=%ZZ", "Body=%C3%28"])("rejects %s with 400", (body) => {
