@@ -160,9 +160,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.post("/webhooks/:tenant/:channel/status", limit, async (c) => {
-    const { adapter, tenant, config, req } = await verified(c, c.req.param("channel"));
-    if (!adapter.receiveStatus) throw notFound(`${adapter.channel} has no status callbacks`);
-    for (const report of await adapter.receiveStatus(req, config, tenant)) {
+    const channelName = c.req.param("channel");
+    // Before any verification: the body of a route that does not exist is neither read nor hashed.
+    if (!deps.adapters[channelName as ChannelName]?.receiveStatus) {
+      throw notFound(`${channelName} has no status callbacks`);
+    }
+    const { adapter, tenant, config, req } = await verified(c, channelName);
+    for (const report of await adapter.receiveStatus!(req, config, tenant)) {
       await updatePartStatus(
         deps.database.db,
         tenant.id,

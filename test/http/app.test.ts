@@ -197,6 +197,20 @@ describe("before the body is read", () => {
       400,
       /expected application\/x-www-form-urlencoded/,
     ],
+    [
+      "a status callback to Telegram (no such route), with the right secret",
+      "telegram/status",
+      { ...json, "x-telegram-bot-api-secret-token": "the-webhook-secret" },
+      404,
+      /telegram has no status callbacks/,
+    ],
+    [
+      "a status callback to Slack (no such route), with well-formed signature headers",
+      "slack/status",
+      { ...json, "x-slack-request-timestamp": now(), "x-slack-signature": `v0=${"0".repeat(64)}` },
+      404,
+      /slack has no status callbacks/,
+    ],
   ])("%s", async (_name, channel, headers, status, reason) => {
     const answer = await answerBeforeBody(bridge.url, `/webhooks/acme/${channel}`, 80 * 1024, headers, {
       sentFirst: 0,
