@@ -2,7 +2,6 @@ import { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { HttpBindings } from "@hono/node-server";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
 import type { ChannelName, WebhookRequest } from "./channels/types.js";
 import type { Database } from "./db/client.js";
@@ -96,16 +95,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // The rest of the body is never read: the connection ends (above).
   const tooLarge = (c: Context) =>
     c.json(errorBody("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`), 413);
-  const streamLimit = bodyLimit({ maxSize: MAX_BODY_BYTES, onError: tooLarge });
   /**
    * A declared Content-Length (every channel sends one) is checked up front, and the body is then read
    * straight from the socket; only a chunked body goes through the counting stream, which costs a full
-   * web Request per webhook.
+   * web Request per webhook. Either way nothing is read here: the header checks come first.
    */
   const limit: MiddlewareHandler = async (c, next) => {
     const declared = c.req.header("content-length");
-    if (declared === undefined) return streamLimit(c, next);
-    if (Number(declared) > MAX_BODY_BYTES) return tooLarge(c);
+    if (declared === undefined) countChunkedBody(c);
+    else if (Number(declared) > MAX_BODY_BYTES) return tooLarge(c);
     await next();
   };
 
@@ -200,4 +198,29 @@ function linger(socket: Socket): void {
     socket.once("close", () => clearTimeout(timer));
     socket.resume();
   };
+}
+
+/**
+ * Replaces a chunked request's body with one that counts while it is read and fails with 413 past
+ * MAX_BODY_BYTES. Unlike hono's bodyLimit it reads nothing up front, so a request refused on its headers
+ * costs no body at all. Past the limit the source is left unread rather than cancelled (cancelling would
+ * destroy the socket before the answer); the connection then ends after the answer.
+ */
+function countChunkedBody(c: Context): void {
+  const source = c.req.raw.body;
+  if (!source) return;
+  const reader = source.getReader();
+  let size = 0;
+  const counted = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) return controller.close();
+      size += value.byteLength;
+      if (size <= MAX_BODY_BYTES) return controller.enqueue(value);
+      reader.releaseLock();
+      controller.error(new HttpError(413, "PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`));
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  c.req.raw = new Request(c.req.raw, { body: counted, duplex: "half" } as RequestInit);
 }

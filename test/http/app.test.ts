@@ -59,6 +59,24 @@ describe("HTTP surface", () => {
     expect(response.status).toBe(413);
   });
 
+  it("accepts a chunked body under 1 MiB, read after its headers are checked", async () => {
+    const update = new TextEncoder().encode(JSON.stringify({ id: "c1", thread: "t", user: "u", text: "hi" }));
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(update.slice(0, 10));
+        controller.enqueue(update.slice(10));
+        controller.close();
+      },
+    });
+    const response = await fetch(`${bridge.url}/webhooks/acme/telegram`, {
+      method: "POST",
+      body,
+      headers: { ...loopbackHeaders(), "content-type": "application/json" },
+      duplex: "half",
+    } as RequestInit);
+    expect(response.status).toBe(200);
+  });
+
   // A keep-alive client must not reuse a connection whose request body the service did not read: it ends
   // the connection, and lingers reading the rest so the client, still writing, gets the answer, not a reset.
   it("answers before reading the body with Connection: close, and lets the client finish sending", async () => {
@@ -221,6 +239,32 @@ describe("before the body is read", () => {
     expect(answer.body).toMatch(reason);
     const logged = bridge.logs.map((line) => JSON.parse(line) as { msg?: string });
     expect(logged.some((entry) => entry.msg?.includes("Twilio signature does not match"))).toBe(false);
+  });
+
+  it("answers a chunked body's bad signature before the first chunk, as a declared length's", async () => {
+    const answer = await answerBeforeBody(
+      bridge.url,
+      "/webhooks/acme/whatsapp",
+      80 * 1024,
+      { ...form, "x-twilio-signature": "forged" },
+      { sentFirst: 0, chunked: true },
+    );
+    expect(answer.head).toMatch(/^HTTP\/1\.1 403 /);
+    expect(answer.head.toLowerCase()).toContain("connection: close");
+    expect(answer.ended).toBe("closed");
+  });
+
+  it("still refuses a chunked body past 1 MiB with 413 once its headers pass", async () => {
+    const answer = await answerBeforeBody(
+      bridge.url,
+      "/webhooks/acme/telegram",
+      2 * 1024 * 1024,
+      { ...json, "x-telegram-bot-api-secret-token": "the-webhook-secret" },
+      { sentFirst: 1024 * 1024 + 1, chunked: true },
+    );
+    expect(answer.head).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer.body).toMatch(/PAYLOAD_TOO_LARGE/);
+    expect(answer.ended).toBe("closed");
   });
 
   it("states the reason in the JSON error shape", async () => {

@@ -14,13 +14,18 @@ export interface EarlyAnswer {
  * bytes before the answer; then the rest of the body, as a client that writes while reading does. With
  * `sentFirst: 0` the service gets the headers alone: an answer proves it decided without the body (one that
  * waited for it would wait forever, so the client gives up after `giveUpMs` and `head` stays empty).
+ * `chunked` sends the body with `Transfer-Encoding: chunked` instead of a Content-Length.
  */
 export function answerBeforeBody(
   url: string,
   path: string,
   bodyBytes: number,
   headers: Record<string, string>,
-  { sentFirst = 1024, giveUpMs = 10_000 }: { sentFirst?: number; giveUpMs?: number } = {},
+  {
+    sentFirst = 1024,
+    giveUpMs = 10_000,
+    chunked = false,
+  }: { sentFirst?: number; giveUpMs?: number; chunked?: boolean } = {},
 ): Promise<EarlyAnswer> {
   const { hostname, port } = new URL(url);
   return new Promise<EarlyAnswer>((resolve) => {
@@ -33,7 +38,8 @@ export function answerBeforeBody(
       if (head || !received.includes("\r\n\r\n")) return;
       head = received.slice(0, received.indexOf("\r\n\r\n"));
       // The answer came before the body: send the rest of it, then end.
-      socket.write(Buffer.alloc(bodyBytes - sentFirst, 0x78));
+      send(bodyBytes - sentFirst);
+      if (chunked) socket.write("0\r\n\r\n");
       socket.end();
     });
     const done = (ended: string) => {
@@ -42,10 +48,15 @@ export function answerBeforeBody(
     };
     socket.on("error", (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
     socket.on("close", () => done("closed"));
-    const lines = Object.entries({ ...headers, "content-length": String(bodyBytes) }).map(
-      ([name, value]) => `${name}: ${value}`,
-    );
+    const send = (bytes: number) => {
+      if (bytes <= 0) return;
+      if (chunked) socket.write(`${bytes.toString(16)}\r\n`);
+      socket.write(Buffer.alloc(bytes, 0x78));
+      if (chunked) socket.write("\r\n");
+    };
+    const framing = chunked ? { "transfer-encoding": "chunked" } : { "content-length": String(bodyBytes) };
+    const lines = Object.entries({ ...headers, ...framing }).map(([name, value]) => `${name}: ${value}`);
     socket.write(`POST ${path} HTTP/1.1\r\nhost: ${hostname}\r\n${lines.join("\r\n")}\r\n\r\n`);
-    if (sentFirst > 0) socket.write(Buffer.alloc(sentFirst, 0x78));
+    send(sentFirst);
   });
 }
