@@ -143,6 +143,17 @@ describe("parseIncomingMessage: ignored and malformed", () => {
     });
   });
 
+  // Twilio's WhatsApp Business Calling docs: the answer to a call permission request arrives on the message
+  // webhook as an interactive message whose Body and ButtonText are VOICE_CALL_REQUEST.
+  it.each(["ACCEPTED", "REJECTED"])("ignores a call permission answer (%s)", (answer) => {
+    const params = {
+      ...inboundButtonReply("VOICE_CALL_REQUEST", answer),
+      MessageType: "interactive",
+    };
+    delete (params as Partial<TwilioParams>).ButtonType;
+    expect(parse(params)).toEqual({ type: "ignored", reason: `WhatsApp call permission answer (${answer})` });
+  });
+
   it.each([
     ["an interactive (list) reply", { ...inboundText("Opening hours"), MessageType: "interactive" }, "text"],
     [

@@ -22,6 +22,9 @@ const WHATSAPP_PREFIX = "whatsapp:";
  */
 const NOT_A_MESSAGE = new Set(["reaction", "system"]);
 
+/** What Twilio posts as `Body` and `ButtonText` when a user answers a call permission request. */
+const CALL_PERMISSION_ANSWER = "VOICE_CALL_REQUEST";
+
 /** The thread key: our number and the user's, readable in logs and the admin API. */
 export function whatsappThreadKey(to: string, from: string): string {
   return `${to}|${from}`;
@@ -44,6 +47,15 @@ export function parseIncomingMessage(form: TwilioForm, options: { statusCallback
   const messageType = field(form, "MessageType")?.toLowerCase();
   if (messageType !== undefined && NOT_A_MESSAGE.has(messageType)) {
     return { type: "ignored", reason: `WhatsApp ${messageType}, not a user message` };
+  }
+
+  // The user's answer to a business-initiated call permission request (WhatsApp Business Calling): Body and
+  // ButtonText are the action's name, ButtonPayload ACCEPTED or REJECTED. Whoever asked handles it, not the agent.
+  if ((field(form, "ButtonText") ?? field(form, "Body")) === CALL_PERMISSION_ANSWER) {
+    return {
+      type: "ignored",
+      reason: `WhatsApp call permission answer (${field(form, "ButtonPayload") ?? "?"})`,
+    };
   }
 
   const { kind, text } = contentOf(form);
