@@ -49,7 +49,7 @@ const PROGRESS: Record<string, number> = {
 };
 
 /** A part in one of these states stays in it: no later report changes the outcome. */
-export const FINAL_PART_STATUSES = ["failed", "undelivered", "canceled"] as const;
+const FINAL_PART_STATUSES = ["failed", "undelivered", "canceled"] as const;
 
 const isFinal = (status: string) => (FINAL_PART_STATUSES as readonly string[]).includes(status);
 

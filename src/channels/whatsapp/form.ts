@@ -8,20 +8,20 @@ import type { WebhookRequest } from "../types.js";
  */
 export type TwilioForm = Record<string, string | string[]>;
 
-export const FORM_CONTENT_TYPE = "application/x-www-form-urlencoded";
+const FORM_CONTENT_TYPE = "application/x-www-form-urlencoded";
 
 /**
  * More parameters than Twilio ever posts: an incoming WhatsApp message carries about 20, with location,
  * referral (ad click), button and reply fields a few dozen, and each media item adds two (at most 10 items).
  * Checked on the raw bytes before anything is decoded or hashed.
  */
-export const MAX_FORM_PARAMETERS = 256;
+const MAX_FORM_PARAMETERS = 256;
 
 /** Forms already decoded, per request: verification and parsing both read the same body. */
 const decoded = new WeakMap<WebhookRequest, TwilioForm>();
 
 /** The body's media type, lower case, without parameters (`; charset=...`). */
-export function mediaType(headers: Headers): string | undefined {
+function mediaType(headers: Headers): string | undefined {
   return headers.get("content-type")?.split(";")[0]?.trim().toLowerCase() || undefined;
 }
 

@@ -5,7 +5,7 @@ import type { Logger } from "../../log.js";
 import type { WebhookRequest } from "../types.js";
 import { readTwilioForm, requireFormContentType, type TwilioForm } from "./form.js";
 
-export const SIGNATURE_HEADER = "X-Twilio-Signature";
+const SIGNATURE_HEADER = "X-Twilio-Signature";
 
 /** Base64 of a 20-byte HMAC-SHA1: 27 characters and one `=`. */
 const SIGNATURE_SHAPE = /^[A-Za-z0-9+/]{27}=$/;
