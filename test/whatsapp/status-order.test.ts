@@ -3,7 +3,13 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { outboundMessages } from "../../src/db/schema.js";
 import { QuickchatFake } from "../fakes/quickchat.js";
 import { type RunningFake, startFake } from "../fakes/server.js";
-import { createTwilioFake, inboundText, postTwilioWebhook, type TwilioFake } from "../fakes/twilio.js";
+import {
+  createTwilioFake,
+  inboundText,
+  postTwilioWebhook,
+  statusCallbackParams,
+  type TwilioFake,
+} from "../fakes/twilio.js";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
 
@@ -110,5 +116,22 @@ describe.each(DATABASE_KINDS)("status callbacks out of order (%s)", (kind) => {
       await report(sid!, status);
       expect(await statusOf(sid!), status).toMatchObject({ status: status === "queued" ? "sent" : status });
     }
+  });
+
+  it("refuses a correctly signed report for another account's message (403) and a malformed MessageSid (400)", async () => {
+    const [sid] = await replies(1);
+    const statusUrl = `${PUBLIC}/webhooks/acme/whatsapp/status`;
+    const post = (params: Record<string, string>) =>
+      postTwilioWebhook(`${bridge.url}/webhooks/acme/whatsapp/status`, {
+        authToken: TOKEN,
+        params,
+        signedUrl: statusUrl,
+      });
+    const base = { messageSid: sid!, status: "failed", to: "whatsapp:+31610000000", from: OURS };
+    const foreign = await post(statusCallbackParams({ ...base, accountSid: `AC${"4".repeat(32)}` }));
+    expect(foreign.status).toBe(403);
+    const malformed = await post(statusCallbackParams({ ...base, accountSid: SID, messageSid: `${sid}0` }));
+    expect(malformed.status).toBe(400);
+    expect(await statusOf(sid!)).toMatchObject({ status: "sent" });
   });
 });
