@@ -5,7 +5,8 @@ import { conversations, inboundMessages, tenants } from "../db/schema.js";
 import { ConfigError, HttpError, notFound } from "../errors.js";
 import type { Logger } from "../log.js";
 import { joinSecrets, splitSecrets } from "./fields.js";
-import type { TenantRegistry } from "./registry.js";
+import { type TenantRegistry, TenantUnreadableError } from "./registry.js";
+import { openSecrets, sealSecrets } from "./sealed.js";
 import type { SecretBox } from "./secrets.js";
 
 const CHANGED = "bridge_tenants";
@@ -89,11 +90,15 @@ export class TenantStore implements TenantRegistry {
     const missing = this.unknown.get(id);
     if (missing !== undefined && Date.now() - missing < this.ttlMs) return undefined;
     const [row] = await this.db.select().from(tenants).where(eq(tenants.id, id));
-    const tenant = row ? this.decode(row) : undefined;
-    if (tenant) {
-      this.unknown.delete(id);
-      this.cache.set(id, { tenant, at: Date.now() });
-    } else this.rememberUnknown(id);
+    if (!row) {
+      this.rememberUnknown(id);
+      return undefined;
+    }
+    // Not cached: the next lookup tries again (the key may arrive with a restart, or the row change).
+    const tenant = this.decode(row);
+    if (!tenant) throw new TenantUnreadableError(id);
+    this.unknown.delete(id);
+    this.cache.set(id, { tenant, at: Date.now() });
     return tenant;
   }
 
@@ -185,7 +190,7 @@ export class TenantStore implements TenantRegistry {
     return {
       id: tenant.id,
       settings,
-      secretsEncrypted: box ? box.seal(tenant.id, JSON.stringify(secrets)) : null,
+      secretsEncrypted: box ? sealSecrets(box, tenant.id, settings, secrets) : null,
       source: "api",
     };
   }
@@ -194,7 +199,7 @@ export class TenantStore implements TenantRegistry {
   private decode(row: typeof tenants.$inferSelect): TenantConfig | undefined {
     try {
       const secrets = row.secretsEncrypted
-        ? (JSON.parse(this.requireBox().open(row.id, row.secretsEncrypted)) as Record<string, string>)
+        ? openSecrets(this.requireBox(), row.id, row.settings, row.secretsEncrypted)
         : {};
       return tenantSchema.parse(joinSecrets(row.settings, secrets));
     } catch (err) {
@@ -211,19 +216,33 @@ export class TenantStore implements TenantRegistry {
 
 const conflict = (message: string) => new HttpError(409, "CONFLICT", message);
 
-/** Re-encrypts every stored tenant's secrets with a new key in one transaction (`bridge rotate-key`). */
-export async function rotateKey(db: Db, from: SecretBox, to: SecretBox): Promise<number> {
+/**
+ * Re-encrypts every stored tenant's secrets with the ring's current (first) key, in one transaction
+ * (`bridge rotate-key`); first-format (`v1`) values come out in the current format. Run it only once every
+ * process has the current key in its ring (docs/operations.md), else those still without it cannot read
+ * the tenants until they get it. Throws, changing nothing, when a row does not open with any key.
+ */
+export async function rotateKey(db: Db, box: SecretBox): Promise<number> {
   return db.transaction(async (tx) => {
     const rows = await tx.select().from(tenants).for("update");
+    let rewritten = 0;
     for (const row of rows) {
       if (!row.secretsEncrypted) continue;
-      const secrets = from.open(row.id, row.secretsEncrypted);
+      let secrets: Record<string, string>;
+      try {
+        secrets = openSecrets(box, row.id, row.settings, row.secretsEncrypted);
+      } catch (err) {
+        throw new ConfigError(
+          `tenant ${row.id} cannot be read with BRIDGE_SECRET_KEY: ${(err as Error).message}`,
+        );
+      }
       await tx
         .update(tenants)
-        .set({ secretsEncrypted: to.seal(row.id, secrets), updatedAt: sql`now()` })
+        .set({ secretsEncrypted: sealSecrets(box, row.id, row.settings, secrets), updatedAt: sql`now()` })
         .where(eq(tenants.id, row.id));
+      rewritten++;
     }
     await tx.execute(sql`select pg_notify(${CHANGED}, '')`);
-    return rows.length;
+    return rewritten;
   });
 }
