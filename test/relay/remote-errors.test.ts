@@ -6,6 +6,7 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAdapters } from "../../src/channels/index.js";
 import { ChannelSendError, type DeliveryTarget } from "../../src/channels/types.js";
@@ -40,16 +41,46 @@ function hostileAnswer(url: string): { status: number; body: string } {
   return { status: 502, body: `<html><body>${MARK}</body></html>` };
 }
 
+/** A Slack post that succeeds, with warnings in the answer's metadata that the WebClient logs. */
+const slackWarnings = () => ({
+  status: 200,
+  body: JSON.stringify({
+    ok: true,
+    channel: "C0WARNED",
+    ts: "1700000000.000100",
+    response_metadata: {
+      warnings: ["missing_charset", `${MARK} warning`],
+      messages: [`[ERROR] ${MARK} error`],
+    },
+  }),
+});
+
+const hostileTenant = (url: string) =>
+  tenantSchema.parse({
+    id: "hostile",
+    quickchat: { scenario_id: "sc", token: "t" },
+    telegram: { bot_token: "1:hostile", webhook_secret: "s", api_root: url },
+    slack: { signing_secret: "s", bot_token: "xoxb-hostile", api_url: `${url}/api/` },
+    whatsapp: { account_sid: "AChostile", auth_token: "t", from: "whatsapp:+15550002", api_base: url },
+  });
+
 describe("remote error bodies are never repeated", () => {
   let server: Server;
   let url = "";
 
   beforeAll(async () => {
     server = createServer((req, res) => {
-      const { status, body } = hostileAnswer(req.url ?? "");
-      req.resume();
-      res.writeHead(status, { "content-type": body.startsWith("<") ? "text/html" : "application/json" });
-      res.end(body);
+      let received = "";
+      req.on("data", (chunk: Buffer) => {
+        received += chunk.toString();
+      });
+      req.on("end", () => {
+        const { status, body } = received.includes("C0WARNED")
+          ? slackWarnings()
+          : hostileAnswer(req.url ?? "");
+        res.writeHead(status, { "content-type": body.startsWith("<") ? "text/html" : "application/json" });
+        res.end(body);
+      });
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -69,13 +100,7 @@ describe("remote error bodies are never repeated", () => {
       "Twilio answered 400 (21211)",
     ],
   ] as const)("%s sends: status and code only", async (channel, route, code, message) => {
-    const tenant = tenantSchema.parse({
-      id: "hostile",
-      quickchat: { scenario_id: "sc", token: "t" },
-      telegram: { bot_token: "1:hostile", webhook_secret: "s", api_root: url },
-      slack: { signing_secret: "s", bot_token: "xoxb-hostile", api_url: `${url}/api/` },
-      whatsapp: { account_sid: "AChostile", auth_token: "t", from: "whatsapp:+15550002", api_base: url },
-    });
+    const tenant = hostileTenant(url);
     const adapter = createAdapters({ log: createLogger("silent") })[channel]!;
     const target: DeliveryTarget<unknown> = {
       tenant,
@@ -105,5 +130,29 @@ describe("remote error bodies are never repeated", () => {
       .catch((err: unknown) => err);
     expect(error).toBeInstanceOf(QuickchatError);
     expect((error as Error).message).toBe(message);
+  });
+
+  it("Slack: warnings the WebClient relays from an answer are logged only as codes", async () => {
+    const logs: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        logs.push(chunk.toString());
+        done();
+      },
+    });
+    const tenant = hostileTenant(url);
+    const adapter = createAdapters({ log: createLogger("debug", sink) }).slack!;
+    const target: DeliveryTarget<unknown> = {
+      tenant,
+      config: adapter.config(tenant),
+      route: { channel: "C0WARNED" },
+      threadKey: "t",
+      inboundId: "1",
+    };
+    await expect(adapter.send(target, "hello", { plain: false })).resolves.toMatchObject({
+      channelMessageId: "1700000000.000100",
+    });
+    expect(logs.join("\n")).toContain("missing_charset");
+    expect(logs.join("\n")).not.toContain(MARK);
   });
 });

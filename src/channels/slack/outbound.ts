@@ -148,11 +148,19 @@ export function classifySlackError(method: string, error: unknown): ChannelSendE
 
 /**
  * Routes the WebClient's own warnings and errors into our logger. Its debug and info lines (request bodies,
- * i.e. user text) are dropped.
+ * i.e. user text) are dropped. Warnings it relays from an answer (`response_metadata`) are the remote's
+ * words: only those that are Slack warning codes (`missing_charset`) are kept, and the client's own
+ * transport failures.
  */
 function webClientLogger(log: Logger): SlackLogger {
   const child = log.child({ component: "slack-web-api" });
-  const line = (parts: unknown[]) => parts.map(String).join(" ");
+  const line = (parts: unknown[]) => {
+    // Relayed warnings arrive as forEach's (warning, index, array).
+    const first = String(parts[0]);
+    if (SLACK_ERROR_CODE.test(first)) return first;
+    if (first === "http request failed") return parts.slice(0, 2).map(String).join(" ");
+    return "a warning from the Slack API answer (withheld: it may quote the remote's answer)";
+  };
   return {
     debug: () => {},
     info: () => {},
