@@ -38,6 +38,8 @@ export class TenantStore implements TenantRegistry {
    * bounded (unlike `cache`, which holds only real tenants): a spray of random ids evicts its own oldest.
    */
   private readonly unknown = new Map<string, number>();
+  /** Stored tenants whose secrets did not open, with when (as many as there are rows at most). */
+  private readonly unreadable = new Map<string, number>();
   private unlisten: (() => Promise<void>) | undefined;
   private readonly ttlMs: number;
   private readonly maxUnknownIds: number;
@@ -89,14 +91,21 @@ export class TenantStore implements TenantRegistry {
     if (cached && Date.now() - cached.at < this.ttlMs) return cached.tenant;
     const missing = this.unknown.get(id);
     if (missing !== undefined && Date.now() - missing < this.ttlMs) return undefined;
+    const failed = this.unreadable.get(id);
+    if (failed !== undefined && Date.now() - failed < this.ttlMs) throw new TenantUnreadableError(id);
     const [row] = await this.db.select().from(tenants).where(eq(tenants.id, id));
     if (!row) {
       this.rememberUnknown(id);
       return undefined;
     }
-    // Not cached: the next lookup tries again (the key may arrive with a restart, or the row change).
     const tenant = this.decode(row);
-    if (!tenant) throw new TenantUnreadableError(id);
+    if (!tenant) {
+      // Remembered as briefly as a tenant (a change to the row is notified and forgets it), so a burst of
+      // webhooks costs one read and one log line.
+      this.unreadable.set(id, Date.now());
+      throw new TenantUnreadableError(id);
+    }
+    this.unreadable.delete(id);
     this.unknown.delete(id);
     this.cache.set(id, { tenant, at: Date.now() });
     return tenant;
@@ -105,6 +114,7 @@ export class TenantStore implements TenantRegistry {
   private rememberUnknown(id: string): void {
     this.cache.delete(id);
     this.unknown.delete(id);
+    this.unreadable.delete(id);
     if (this.unknown.size >= this.maxUnknownIds) this.unknown.delete(this.unknown.keys().next().value!);
     this.unknown.set(id, Date.now());
   }
@@ -112,11 +122,13 @@ export class TenantStore implements TenantRegistry {
   private forget(id: string): void {
     this.cache.delete(id);
     this.unknown.delete(id);
+    this.unreadable.delete(id);
   }
 
   private forgetAll(): void {
     this.cache.clear();
     this.unknown.clear();
+    this.unreadable.clear();
   }
 
   async list(): Promise<TenantConfig[]> {
