@@ -12,7 +12,7 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { createQuickchatClient, type QuickchatClient } from "./quickchat/client.js";
 import { startRetention } from "./relay/retention.js";
 import { type AdapterMap, WorkerPool } from "./relay/worker.js";
-import { loadSecretKey, SecretBox } from "./tenants/secrets.js";
+import { loadSecretKeys, SecretBox } from "./tenants/secrets.js";
 import { TenantStore } from "./tenants/store.js";
 
 export interface BridgeOptions {
@@ -46,7 +46,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   await migrate(database);
   log.info({ database: database.kind }, "database ready, migrations applied");
 
-  const key = loadSecretKey({
+  const keys = loadSecretKeys({
     configured: settings.BRIDGE_SECRET_KEY,
     embedded: database.kind === "pglite",
     dataDir: settings.DATA_DIR,
@@ -54,7 +54,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   const tenants = new TenantStore({
     database,
     staticTenants: config.tenants,
-    ...(key && { box: new SecretBox(key) }),
+    ...(keys && { box: new SecretBox(keys) }),
     log,
   });
   await tenants.start();

@@ -6,7 +6,7 @@ import { openDatabase } from "./db/client.js";
 import { migrate } from "./db/migrate.js";
 import { ConfigError } from "./errors.js";
 import { createLogger, type Logger } from "./log.js";
-import { loadSecretKey, parseKey, SecretBox } from "./tenants/secrets.js";
+import { loadSecretKeys, SecretBox } from "./tenants/secrets.js";
 import { rotateKey } from "./tenants/store.js";
 
 /** Config errors end the process with their message and exit code 2; anything else is a crash (1). */
@@ -97,22 +97,35 @@ program
 
 program
   .command("rotate-key")
-  .description("re-encrypt every stored tenant's secrets with NEW_BRIDGE_SECRET_KEY, in one transaction")
+  .description(
+    "re-encrypt every stored tenant's secrets with the first key of BRIDGE_SECRET_KEY (run once every process has it)",
+  )
   .action(async () => {
     const { config, log } = setup();
     const { settings } = config;
-    const next = process.env.NEW_BRIDGE_SECRET_KEY;
-    if (!next) throw new ConfigError("set NEW_BRIDGE_SECRET_KEY to the new key (openssl rand -base64 32)");
+    if (process.env.NEW_BRIDGE_SECRET_KEY) {
+      throw new ConfigError(
+        "NEW_BRIDGE_SECRET_KEY is no longer read: put the new key first in BRIDGE_SECRET_KEY=<new>,<old> " +
+          "once every process has it (docs/operations.md, Secret key rotation)",
+      );
+    }
     const database = await openDatabase({ url: settings.DATABASE_URL, dataDir: settings.DATA_DIR });
-    const current = loadSecretKey({
-      configured: settings.BRIDGE_SECRET_KEY,
-      embedded: database.kind === "pglite",
-      dataDir: settings.DATA_DIR,
-    });
-    if (!current) throw new ConfigError("set BRIDGE_SECRET_KEY to the current key");
-    const count = await rotateKey(database.db, new SecretBox(current), new SecretBox(parseKey(next)));
-    await database.close();
-    log.info({ tenants: count }, "tenant secrets re-encrypted: now set BRIDGE_SECRET_KEY to the new key");
+    try {
+      const keys = loadSecretKeys({
+        configured: settings.BRIDGE_SECRET_KEY,
+        embedded: database.kind === "pglite",
+        dataDir: settings.DATA_DIR,
+      });
+      if (!keys) throw new ConfigError("set BRIDGE_SECRET_KEY to <new key>,<old key>");
+      const box = new SecretBox(keys);
+      const count = await rotateKey(database.db, box);
+      log.info(
+        { tenants: count, key_id: box.currentKeyId },
+        "tenant secrets re-encrypted with the first key: the others can now be removed from BRIDGE_SECRET_KEY",
+      );
+    } finally {
+      await database.close();
+    }
   });
 
 const telegram = program.command("telegram").description("Telegram webhook management");

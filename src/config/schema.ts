@@ -5,6 +5,10 @@ export const tenantId = z.string().regex(/^[a-z0-9-]{1,64}$/, "must match [a-z0-
 
 const url = z.url({ protocol: /^https?$/ });
 
+export const DEFAULT_TELEGRAM_API_ROOT = "https://api.telegram.org";
+export const DEFAULT_SLACK_API_URL = "https://slack.com/api/";
+export const DEFAULT_TWILIO_API_BASE = "https://api.twilio.com";
+
 export const quickchatSchema = z
   .strictObject({
     scenario_id: z.string().min(1),
@@ -22,13 +26,13 @@ export const telegramSchema = z.strictObject({
   webhook_secret: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,256}$/, "must be 1-256 characters of A-Z, a-z, 0-9, _ and -"),
-  api_root: url.default("https://api.telegram.org"),
+  api_root: url.default(DEFAULT_TELEGRAM_API_ROOT),
 });
 
 export const slackSchema = z.strictObject({
   signing_secret: z.string().min(1),
   bot_token: z.string().min(1),
-  api_url: url.default("https://slack.com/api/"),
+  api_url: url.default(DEFAULT_SLACK_API_URL),
   unfurl_links: z.boolean().default(false),
 });
 
@@ -36,7 +40,7 @@ export const whatsappSchema = z.strictObject({
   account_sid: z.string().min(1),
   auth_token: z.string().min(1),
   from: z.string().regex(/^whatsapp:\+?[0-9]+$/, "must look like whatsapp:+14155238886"),
-  api_base: url.default("https://api.twilio.com"),
+  api_base: url.default(DEFAULT_TWILIO_API_BASE),
 });
 
 export const textsSchema = z.strictObject({

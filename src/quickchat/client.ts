@@ -42,6 +42,9 @@ export interface QuickchatClient {
 }
 
 const INVALID_CONV = /Conversation conv_id .* is not valid/i;
+const UNKNOWN_SCENARIO = /No implementation found for scenario_id/i;
+/** What an error code looks like; anything else in a body is not repeated. */
+const ERROR_CODE = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
 /**
  * The Chat endpoint over undici's `request`: per call it costs about a third of the CPU of `fetch` (measured
@@ -82,16 +85,30 @@ export function createQuickchatClient(options: { timeoutMs: number }): Quickchat
         throw new QuickchatError("retryable", `Quickchat request failed: ${failureReason(err)}`);
       }
       if (status >= 200 && status < 300) return parseReply(text);
-      const detail = `Quickchat answered ${status}: ${text.slice(0, 200)}`;
-      if (status === 400 && INVALID_CONV.test(text)) {
-        throw new QuickchatError("invalid_conversation", detail, 400);
-      }
+      // The body is the remote's words: it is read for its error code, never repeated (errors end up in the
+      // database, the admin API and the logs).
+      const code = errorCode(status, text);
+      const detail = `Quickchat answered ${status}${code ? ` (${code})` : ""}`;
+      if (code === "INVALID_CONVERSATION") throw new QuickchatError("invalid_conversation", detail, 400);
       if (status === 429 || status >= 500) {
         throw new QuickchatError("retryable", detail, status, parseRetryAfter(retryAfter));
       }
       throw new QuickchatError("misconfigured", detail, status);
     },
   };
+}
+
+/** A short code only: one this client recognises in the Chat endpoint's plain-text errors, else a JSON
+ * error shape's `code` that looks like one (`{"errors":{"root":[{"code":"…"}]}}`, Quickchat's REST shape). */
+function errorCode(status: number, body: string): string | undefined {
+  if (status === 400 && INVALID_CONV.test(body)) return "INVALID_CONVERSATION";
+  if (status === 404 && UNKNOWN_SCENARIO.test(body)) return "UNKNOWN_SCENARIO";
+  try {
+    const code = (JSON.parse(body) as { errors?: { root?: { code?: unknown }[] } }).errors?.root?.[0]?.code;
+    return typeof code === "string" && ERROR_CODE.test(code) ? code : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function failureReason(err: unknown): string {
@@ -106,10 +123,7 @@ function parseReply(text: string): ChatReply {
   try {
     data = JSON.parse(text);
   } catch {
-    throw new QuickchatError(
-      "retryable",
-      `Quickchat answered 200 with a body that is not JSON: ${text.slice(0, 200)}`,
-    );
+    throw new QuickchatError("retryable", "Quickchat answered 200 with a body that is not JSON");
   }
   const d = data as { conv_id?: unknown; reply?: unknown; ord_number?: unknown };
   if (typeof d.conv_id !== "string" || d.conv_id === "") {

@@ -32,7 +32,7 @@ import type { Metrics } from "../metrics.js";
 import type { QuickchatClient } from "../quickchat/client.js";
 import { QuickchatError } from "../quickchat/client.js";
 import { buildClientMetadata } from "../quickchat/metadata.js";
-import type { TenantRegistry } from "../tenants/registry.js";
+import { type TenantRegistry, TenantUnreadableError } from "../tenants/registry.js";
 import { type BackoffPolicy, backoffDelay } from "./retry.js";
 import { startTyping } from "./typing.js";
 
@@ -326,7 +326,20 @@ export class WorkerPool implements Handoff {
     }, options.leaseMs / 3);
     renewal.unref();
     try {
-      const tenant = await this.deps.tenants.get(row.tenantId);
+      const tenant = await this.deps.tenants.get(row.tenantId).catch((err: unknown) => {
+        if (err instanceof TenantUnreadableError) return null;
+        throw err;
+      });
+      if (tenant === null) {
+        // Mid key rotation this process may lack the key the tenant was sealed with: wait, never fail.
+        const delayMs = backoffDelay(row.attempts, options.backoff);
+        log.warn(
+          { delay_ms: Math.round(delayMs) },
+          "tenant cannot be read with this process's keys; retrying later",
+        );
+        await reschedule(database.db, lease, delayMs, undefined);
+        return false;
+      }
       const adapter = this.deps.adapters[row.channel as ChannelName];
       const config = tenant && adapter?.config(tenant);
       if (!tenant || !adapter || config === undefined) {
@@ -528,8 +541,11 @@ export class WorkerPool implements Handoff {
       try {
         sent = await sendPart(adapter, current, part, count);
       } catch (err) {
+        // Not a classified failure: its message may quote a remote answer, so only its name is kept.
         const failure =
-          err instanceof ChannelSendError ? err : new ChannelSendError("retry", (err as Error).message);
+          err instanceof ChannelSendError
+            ? err
+            : new ChannelSendError("retry", `unexpected ${(err as Error)?.name ?? typeof err}`);
         const retry =
           failure.kind === "retry" && this.retryOrGiveUp(row, failure.message, failure.retryAfterMs);
         count(failure.kind === "retry" ? "retry" : "permanent");

@@ -1,4 +1,12 @@
-import type { TenantConfig } from "../config/schema.js";
+import {
+  DEFAULT_QUICKCHAT_BASE_URL,
+  DEFAULT_SLACK_API_URL,
+  DEFAULT_TELEGRAM_API_ROOT,
+  DEFAULT_TWILIO_API_BASE,
+  LEGACY_QUICKCHAT_BASE_URL,
+  type TenantConfig,
+} from "../config/schema.js";
+import { HttpError } from "../errors.js";
 
 /** Every secret field of a tenant, as [block, key]: stored encrypted, never returned by the API. */
 export const SECRET_FIELDS = [
@@ -10,6 +18,19 @@ export const SECRET_FIELDS = [
   ["slack", "bot_token"],
   ["whatsapp", "auth_token"],
 ] as const;
+
+/**
+ * The setting of each block that decides where the block's requests (and so its secrets) go. A block's
+ * stored secrets are bound to it: changing it needs the block's secrets again (`keepUnchangedSecrets`), and
+ * the ciphertext names it in its associated data (`sealed.ts`), so a changed database row cannot reuse them.
+ */
+export const DESTINATION_SETTINGS = {
+  quickchat: "base_url",
+  telegram: "api_root",
+  slack: "api_url",
+  whatsapp: "api_base",
+} as const;
+export type SecretBlock = keyof typeof DESTINATION_SETTINGS;
 
 type Json = Record<string, unknown>;
 type Blocks = Record<string, Json | undefined>;
@@ -61,9 +82,37 @@ export function maskTenant(tenant: TenantConfig): Json {
   return shown as Json;
 }
 
+/** Where a block's requests go, its default included; undefined for a missing block. */
+function destination(block: SecretBlock, config: unknown, storedConfig?: Json): string | undefined {
+  if (!config || typeof config !== "object" || Array.isArray(config)) return undefined;
+  const set = (config as Json)[DESTINATION_SETTINGS[block]];
+  let url: string;
+  if (typeof set === "string") url = set;
+  else if (block === "quickchat") {
+    // The legacy api_key has its own default host; a request that sends neither credential keeps the stored one.
+    const q = config as Json;
+    const credentials = q.token !== undefined || q.api_key !== undefined ? q : (storedConfig ?? q);
+    const legacy = credentials.api_key !== undefined && credentials.token === undefined;
+    url = legacy ? LEGACY_QUICKCHAT_BASE_URL : DEFAULT_QUICKCHAT_BASE_URL;
+  } else {
+    url = {
+      telegram: DEFAULT_TELEGRAM_API_ROOT,
+      slack: DEFAULT_SLACK_API_URL,
+      whatsapp: DEFAULT_TWILIO_API_BASE,
+    }[block];
+  }
+  try {
+    return new URL(url).href;
+  } catch {
+    return url;
+  }
+}
+
 /**
  * For updates: a secret field that is omitted, or sent back masked as the API showed it, keeps its stored
- * value, so a client can GET, edit and PUT a tenant without knowing its secrets.
+ * value, so a client can GET, edit and PUT a tenant without knowing its secrets. Not when the block's
+ * destination changes: the admin API must not be a way to send stored secrets to another host, so such a
+ * request has to carry the block's secrets itself (422 naming each one missing).
  */
 export function keepUnchangedSecrets(input: unknown, stored: TenantConfig | undefined): unknown {
   if (!stored || !input || typeof input !== "object") return input;
@@ -71,6 +120,7 @@ export function keepUnchangedSecrets(input: unknown, stored: TenantConfig | unde
   // the stack, and only the blocks' own secret fields change.
   const merged: Blocks = { ...(input as Blocks) };
   const previous = copy(stored);
+  const missing: { message: string; code: string; path: string }[] = [];
   for (const [block, key] of SECRET_FIELDS) {
     if (merged[block] && typeof merged[block] === "object" && !Array.isArray(merged[block])) {
       merged[block] = { ...merged[block] };
@@ -81,7 +131,26 @@ export function keepUnchangedSecrets(input: unknown, stored: TenantConfig | unde
     const alternative = ALTERNATIVES[`${block}.${key}`];
     if (alternative && target[alternative] !== undefined && target[key] === undefined) continue;
     const sent = target[key];
-    if (sent === undefined || (typeof sent === "string" && MASKED.test(sent))) target[key] = old;
+    if (sent !== undefined && !(typeof sent === "string" && MASKED.test(sent))) continue;
+    const before = destination(block, previous[block]);
+    if (before === destination(block, target, previous[block])) {
+      target[key] = old;
+      continue;
+    }
+    const setting = `${block}.${DESTINATION_SETTINGS[block]}`;
+    missing.push({
+      message: `${block}.${key}: must be sent again because ${setting} changes (stored secrets stay with their destination)`,
+      code: "SECRET_REQUIRED",
+      path: `${block}.${key}`,
+    });
+  }
+  if (missing.length > 0) {
+    throw new HttpError(
+      422,
+      "SECRET_REQUIRED",
+      "a destination changes: send its block's secrets again",
+      missing,
+    );
   }
   return merged;
 }

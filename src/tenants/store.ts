@@ -5,7 +5,8 @@ import { conversations, inboundMessages, tenants } from "../db/schema.js";
 import { ConfigError, HttpError, notFound } from "../errors.js";
 import type { Logger } from "../log.js";
 import { joinSecrets, splitSecrets } from "./fields.js";
-import type { TenantRegistry } from "./registry.js";
+import { type TenantRegistry, TenantUnreadableError } from "./registry.js";
+import { openSecrets, sealSecrets } from "./sealed.js";
 import type { SecretBox } from "./secrets.js";
 
 const CHANGED = "bridge_tenants";
@@ -37,6 +38,8 @@ export class TenantStore implements TenantRegistry {
    * bounded (unlike `cache`, which holds only real tenants): a spray of random ids evicts its own oldest.
    */
   private readonly unknown = new Map<string, number>();
+  /** Stored tenants whose secrets did not open, with when (as many as there are rows at most). */
+  private readonly unreadable = new Map<string, number>();
   private unlisten: (() => Promise<void>) | undefined;
   private readonly ttlMs: number;
   private readonly maxUnknownIds: number;
@@ -88,18 +91,30 @@ export class TenantStore implements TenantRegistry {
     if (cached && Date.now() - cached.at < this.ttlMs) return cached.tenant;
     const missing = this.unknown.get(id);
     if (missing !== undefined && Date.now() - missing < this.ttlMs) return undefined;
+    const failed = this.unreadable.get(id);
+    if (failed !== undefined && Date.now() - failed < this.ttlMs) throw new TenantUnreadableError(id);
     const [row] = await this.db.select().from(tenants).where(eq(tenants.id, id));
-    const tenant = row ? this.decode(row) : undefined;
-    if (tenant) {
-      this.unknown.delete(id);
-      this.cache.set(id, { tenant, at: Date.now() });
-    } else this.rememberUnknown(id);
+    if (!row) {
+      this.rememberUnknown(id);
+      return undefined;
+    }
+    const tenant = this.decode(row);
+    if (!tenant) {
+      // Remembered as briefly as a tenant (a change to the row is notified and forgets it), so a burst of
+      // webhooks costs one read and one log line.
+      this.unreadable.set(id, Date.now());
+      throw new TenantUnreadableError(id);
+    }
+    this.unreadable.delete(id);
+    this.unknown.delete(id);
+    this.cache.set(id, { tenant, at: Date.now() });
     return tenant;
   }
 
   private rememberUnknown(id: string): void {
     this.cache.delete(id);
     this.unknown.delete(id);
+    this.unreadable.delete(id);
     if (this.unknown.size >= this.maxUnknownIds) this.unknown.delete(this.unknown.keys().next().value!);
     this.unknown.set(id, Date.now());
   }
@@ -107,11 +122,13 @@ export class TenantStore implements TenantRegistry {
   private forget(id: string): void {
     this.cache.delete(id);
     this.unknown.delete(id);
+    this.unreadable.delete(id);
   }
 
   private forgetAll(): void {
     this.cache.clear();
     this.unknown.clear();
+    this.unreadable.clear();
   }
 
   async list(): Promise<TenantConfig[]> {
@@ -185,7 +202,7 @@ export class TenantStore implements TenantRegistry {
     return {
       id: tenant.id,
       settings,
-      secretsEncrypted: box ? box.seal(tenant.id, JSON.stringify(secrets)) : null,
+      secretsEncrypted: box ? sealSecrets(box, tenant.id, settings, secrets) : null,
       source: "api",
     };
   }
@@ -194,7 +211,7 @@ export class TenantStore implements TenantRegistry {
   private decode(row: typeof tenants.$inferSelect): TenantConfig | undefined {
     try {
       const secrets = row.secretsEncrypted
-        ? (JSON.parse(this.requireBox().open(row.id, row.secretsEncrypted)) as Record<string, string>)
+        ? openSecrets(this.requireBox(), row.id, row.settings, row.secretsEncrypted)
         : {};
       return tenantSchema.parse(joinSecrets(row.settings, secrets));
     } catch (err) {
@@ -211,19 +228,33 @@ export class TenantStore implements TenantRegistry {
 
 const conflict = (message: string) => new HttpError(409, "CONFLICT", message);
 
-/** Re-encrypts every stored tenant's secrets with a new key in one transaction (`bridge rotate-key`). */
-export async function rotateKey(db: Db, from: SecretBox, to: SecretBox): Promise<number> {
+/**
+ * Re-encrypts every stored tenant's secrets with the ring's current (first) key, in one transaction
+ * (`bridge rotate-key`); first-format (`v1`) values come out in the current format. Run it only once every
+ * process has the current key in its ring (docs/operations.md), else those still without it cannot read
+ * the tenants until they get it. Throws, changing nothing, when a row does not open with any key.
+ */
+export async function rotateKey(db: Db, box: SecretBox): Promise<number> {
   return db.transaction(async (tx) => {
     const rows = await tx.select().from(tenants).for("update");
+    let rewritten = 0;
     for (const row of rows) {
       if (!row.secretsEncrypted) continue;
-      const secrets = from.open(row.id, row.secretsEncrypted);
+      let secrets: Record<string, string>;
+      try {
+        secrets = openSecrets(box, row.id, row.settings, row.secretsEncrypted);
+      } catch (err) {
+        throw new ConfigError(
+          `tenant ${row.id} cannot be read with BRIDGE_SECRET_KEY: ${(err as Error).message}`,
+        );
+      }
       await tx
         .update(tenants)
-        .set({ secretsEncrypted: to.seal(row.id, secrets), updatedAt: sql`now()` })
+        .set({ secretsEncrypted: sealSecrets(box, row.id, row.settings, secrets), updatedAt: sql`now()` })
         .where(eq(tenants.id, row.id));
+      rewritten++;
     }
     await tx.execute(sql`select pg_notify(${CHANGED}, '')`);
-    return rows.length;
+    return rewritten;
   });
 }

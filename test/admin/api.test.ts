@@ -4,6 +4,7 @@
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { QuickchatFake } from "../fakes/quickchat.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
 import {
@@ -199,7 +200,9 @@ describe("tenants CRUD and secrets", () => {
     const rows = await rawTenantRows(bridge.database.db);
     const acme = rows.find((r) => r.id === "acme");
     expect(acme?.source).toBe("api");
-    expect(String(acme?.secrets_encrypted)).toMatch(/^v1\.[^.]+\.[^.]+\.[^.]+$/);
+    const sealed = JSON.parse(String(acme?.secrets_encrypted)) as Record<string, string>;
+    expect(Object.keys(sealed).sort()).toEqual(["quickchat", "slack", "telegram", "whatsapp"]);
+    for (const value of Object.values(sealed)) expect(value).toMatch(/^v2\.[\w-]{8}\.[^.]+\.[^.]+\.[^.]+$/);
     const raw = JSON.stringify(rows);
     for (const secret of [...secretValues(A), "short-tok"]) expect(raw).not.toContain(secret);
     expect(raw).toContain(A.twilioSid); // non-secret settings are stored as they are
@@ -250,13 +253,17 @@ describe("tenants CRUD and secrets", () => {
     await bridge.database.db.execute(sql`select pg_notify('bridge_tenants', 'thief')`);
 
     await waitFor(
-      async () => (await admin.call("GET", "/tenants/thief")).status === 404,
+      async () => (await admin.call("GET", "/tenants/thief")).status === 503,
       6_000,
       "thief unreadable",
     );
-    // Neither the thief's own secret nor the victim's opens its webhook route.
-    expect((await sendTelegram(bridge.url, "thief", "after", T.telegramSecret)).status).toBe(404);
-    expect((await sendTelegram(bridge.url, "thief", "after", V.telegramSecret)).status).toBe(404);
+    // Neither the thief's own secret nor the victim's opens its webhook route: the tenant exists but cannot
+    // be read, so the channel is told to come back later (503), not that there is no such tenant.
+    for (const secret of [T.telegramSecret, V.telegramSecret]) {
+      const response = await sendTelegram(bridge.url, "thief", "after", secret);
+      expect(response.status).toBe(503);
+      expect(await response.json()).toMatchObject({ errors: { root: [{ code: "TENANT_UNAVAILABLE" }] } });
+    }
     const ids = (await admin.call("GET", "/tenants?limit=100")).json.items.map((t: { id: string }) => t.id);
     expect(ids).not.toContain("thief");
     expect(ids).toContain("victim");
@@ -399,5 +406,107 @@ describe("NUL characters (found by the fault suite's bad-input run)", () => {
       body: "{}",
     });
     expect(webhook.status).toBe(404);
+  });
+});
+
+describe("the admin API cannot send stored secrets elsewhere", () => {
+  it("a PUT that changes a block's destination must carry the block's secrets; nothing goes to the new host", async () => {
+    const elsewhere = await new QuickchatFake({ scenarios: {} }).start();
+    try {
+      const { id: _id, source: _source, ...shown } = (await admin.call("GET", "/tenants/acme")).json;
+      const attempts = [
+        { ...shown, quickchat: { ...shown.quickchat, base_url: elsewhere.url } },
+        { ...shown, telegram: { ...shown.telegram, api_root: elsewhere.url } },
+        { ...shown, slack: { ...shown.slack, api_url: `${elsewhere.url}/api/` } },
+        { ...shown, whatsapp: { ...shown.whatsapp, api_base: elsewhere.url } },
+      ];
+      const { base_url: _custom, ...withoutBaseUrl } = shown.quickchat;
+      // Omitting a custom base_url points the token at Quickchat's default host: a change too.
+      attempts.push({ ...shown, quickchat: withoutBaseUrl });
+      for (const body of attempts) {
+        const put = await admin.call("PUT", "/tenants/acme", body);
+        expect(put.status).toBe(422);
+        expect(put.json.errors.root[0]).toMatchObject({ code: "SECRET_REQUIRED" });
+        expect(put.json.errors.root.slice(1).map((e: { path: string }) => e.path)).not.toEqual([]);
+      }
+      const stored = await bridge.tenants.get("acme");
+      expect(stored?.quickchat.base_url).toBe(fakes.quickchat.url);
+      expect(stored?.telegram?.api_root).toBe(fakes.telegramUrl);
+
+      const before = fakes.quickchat.calls.length;
+      expect((await sendTelegram(bridge.url, "acme", "where to?", A.telegramSecret, 3001)).status).toBe(200);
+      await waitFor(() => fakes.quickchat.calls.length > before, 10_000, "acme's Quickchat call");
+      expect(elsewhere.calls).toEqual([]);
+
+      // With the token in the same request the move is accepted, and only that token goes there. The host's
+      // answer body is not repeated in the message's error.
+      const fresh = "acme-token-for-the-new-host-0123";
+      const moved = await admin.call("PUT", "/tenants/acme", {
+        ...shown,
+        quickchat: { ...shown.quickchat, base_url: elsewhere.url, token: fresh },
+      });
+      expect(moved.status).toBe(200);
+      elsewhere.fail(1, 403, "<html>host detail ELSEWHERE-BODY-7f3a</html>");
+      expect((await sendTelegram(bridge.url, "acme", "moved", A.telegramSecret, 3002)).status).toBe(200);
+      const failed = await waitFor(
+        async () => {
+          const r = await admin.call("GET", "/messages?tenant=acme&status=failed");
+          return r.json.items.find((m: { text: string }) => m.text === "moved");
+        },
+        10_000,
+        "the failed message",
+      );
+      expect(elsewhere.calls.map((c) => c.authorization)).toEqual([`Bearer ${fresh}`]);
+      expect(failed.error).toBe("Quickchat answered 403");
+      expect([...admin.seen, ...bridge.logs].join("\n")).not.toContain("ELSEWHERE-BODY");
+
+      const restored = await admin.call("PUT", "/tenants/acme", {
+        ...shown,
+        quickchat: { ...shown.quickchat, token: A.quickchatToken },
+      });
+      expect(restored.status).toBe(200);
+    } finally {
+      await elsewhere.close();
+    }
+  });
+
+  it("takes the Bearer scheme in any case", async () => {
+    for (const scheme of ["bearer", "BEARER", "BeArEr"]) {
+      const response = await fetch(`${bridge.url}/admin/tenants`, {
+        headers: { authorization: `${scheme} ${ADMIN_TOKEN}` },
+      });
+      expect(response.status, scheme).toBe(200);
+    }
+  });
+
+  it("refuses bodies over 1 MiB with 413, declared or chunked, and stores nothing", async () => {
+    const big = JSON.stringify({
+      ...fakes.tenantBody("acme"),
+      id: "huge",
+      texts: { reset: "x".repeat(1 << 20) },
+    });
+    const declared = await admin.call("POST", "/tenants", big);
+    expect(declared.status).toBe(413);
+    expect(declared.json).toEqual({
+      errors: { root: [{ code: "PAYLOAD_TOO_LARGE", message: expect.any(String) }] },
+    });
+
+    const bytes = new TextEncoder().encode(big);
+    const chunked = await fetch(`${bridge.url}/admin/tenants/acme`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, "content-type": "application/json" },
+      body: new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < bytes.length; i += 64 * 1024)
+            controller.enqueue(bytes.subarray(i, i + 64 * 1024));
+          controller.close();
+        },
+      }),
+      duplex: "half",
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    expect(await chunked.json()).toMatchObject({ errors: { root: [{ code: "PAYLOAD_TOO_LARGE" }] } });
+    expect((await admin.call("GET", "/tenants/huge")).status).toBe(404);
+    expect((await bridge.tenants.get("acme"))?.texts.reset).not.toMatch(/^x+$/);
   });
 });

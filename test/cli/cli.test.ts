@@ -88,4 +88,20 @@ describe("bridge CLI", () => {
     expect(result.status).toBe(0);
     expect(result.stdout).toContain("slack: https://bridge.example.com/webhooks/default/slack");
   });
+
+  it("rotate-key names the rolling procedure when given the old single-shot NEW_BRIDGE_SECRET_KEY", () => {
+    const key = () => Buffer.alloc(32, Math.floor(Math.random() * 256)).toString("base64");
+    const result = spawnSync(process.execPath, [BIN, "rotate-key"], {
+      env: {
+        ...cleanEnv(),
+        DATA_DIR: join(tempDir(), "data"),
+        BRIDGE_SECRET_KEY: key(),
+        NEW_BRIDGE_SECRET_KEY: key(),
+      },
+      cwd: tempDir(),
+      encoding: "utf8",
+    });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/BRIDGE_SECRET_KEY=<new>,<old>/);
+  });
 });

@@ -1,11 +1,13 @@
 import { randomBytes } from "node:crypto";
-import { eq } from "drizzle-orm";
+import { Writable } from "node:stream";
+import { eq, sql } from "drizzle-orm";
 import { afterEach, describe, expect, it } from "vitest";
 import { tenantSchema } from "../../src/config/schema.js";
 import { type Database, openDatabase } from "../../src/db/client.js";
 import { migrate } from "../../src/db/migrate.js";
 import { tenants } from "../../src/db/schema.js";
 import { createLogger } from "../../src/log.js";
+import { TenantUnreadableError } from "../../src/tenants/registry.js";
 import { SecretBox } from "../../src/tenants/secrets.js";
 import { TenantStore } from "../../src/tenants/store.js";
 
@@ -45,5 +47,48 @@ describe("tenant cache", () => {
     // The oldest unknown ids were forgotten, so they are looked up again.
     await elsewhere.create(tenant("nobody-0"));
     expect(await store.get("nobody-0")).toEqual(tenant("nobody-0"));
+  });
+
+  it("an unreadable stored tenant is read and logged once per TTL, and again after its row changes", async () => {
+    database = await openDatabase({ dataDir: "memory://" });
+    await migrate(database);
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const writer = new TenantStore({
+      database,
+      staticTenants: [],
+      box: new SecretBox(randomBytes(32)),
+      log: createLogger("silent"),
+    });
+    await writer.create(tenant("acme"));
+    const key = randomBytes(32);
+    const reader = new TenantStore({
+      database,
+      staticTenants: [],
+      box: new SecretBox(key),
+      log: createLogger("error", sink),
+    });
+    for (let i = 0; i < 5; i++)
+      await expect(reader.get("acme")).rejects.toBeInstanceOf(TenantUnreadableError);
+    expect(lines.filter((l) => l.includes("stored tenant cannot be read"))).toHaveLength(1);
+
+    // Re-sealed with this reader's key and notified (what an admin write elsewhere does): readable at once.
+    await new TenantStore({
+      database,
+      staticTenants: [],
+      box: new SecretBox(key),
+      log: createLogger("silent"),
+    }).replace(tenant("acme"));
+    await reader.start();
+    await database.db.execute(sql`select pg_notify('bridge_tenants', 'acme')`);
+    await expect
+      .poll(() => reader.get("acme").catch(() => undefined), { timeout: 5_000 })
+      .toEqual(tenant("acme"));
+    await reader.stop();
   });
 });

@@ -104,15 +104,24 @@ export function readRoute(route: Route): SlackRoute {
   };
 }
 
-/** Maps a WebClient failure to what the relay should do with it. */
+/** What a Slack error code looks like (`channel_not_found`); anything else in `error` is not repeated. */
+const SLACK_ERROR_CODE = /^[a-z0-9_]{1,64}$/;
+
+/**
+ * Maps a WebClient failure to what the relay should do with it. Messages carry the HTTP status or Slack's
+ * error code, never text from the response (the WebClient's own messages and `data` can carry the body of
+ * whatever answered at api_url).
+ */
 export function classifySlackError(method: string, error: unknown): ChannelSendError {
   if (error instanceof WebAPIRateLimitedError) {
     return new ChannelSendError("retry", `${method}: rate limited`, "ratelimited", error.retryAfter * 1000);
   }
   if (error instanceof WebAPIPlatformError) {
-    const code = error.data.error;
-    const retryAfterSeconds = error.data.response_metadata?.retryAfter;
-    const retryAfterMs = retryAfterSeconds === undefined ? undefined : retryAfterSeconds * 1000;
+    const reported = error.data.error;
+    const code =
+      typeof reported === "string" && SLACK_ERROR_CODE.test(reported) ? reported : "unrecognised_error";
+    const retryAfterSeconds = Number(error.data.response_metadata?.retryAfter);
+    const retryAfterMs = Number.isFinite(retryAfterSeconds) ? retryAfterSeconds * 1000 : undefined;
     const kind = TRANSIENT_ERRORS.has(code) ? "retry" : "permanent";
     return new ChannelSendError(kind, `${method}: ${code}`, code, retryAfterMs);
   }
@@ -125,20 +134,33 @@ export function classifySlackError(method: string, error: unknown): ChannelSendE
     return new ChannelSendError("permanent", `${method}: HTTP ${error.statusCode}`, code);
   }
   if (error instanceof WebAPIRequestError) {
-    return new ChannelSendError("retry", `${method}: ${error.original.message}`, "request_error");
+    // The request did not complete (connection refused, timeout): the transport's error code, if any.
+    const cause = (error.original as { code?: unknown }).code;
+    const detail =
+      typeof cause === "string" && SLACK_ERROR_CODE.test(cause.toLowerCase()) ? ` (${cause})` : "";
+    return new ChannelSendError("retry", `${method}: request failed${detail}`, "request_error");
   }
-  // Includes a 429 whose Retry-After the WebClient could not read: back off and try again.
-  const message = error instanceof Error ? error.message : String(error);
-  return new ChannelSendError("retry", `${method}: ${message}`, "unknown");
+  // Includes a 429 whose Retry-After the WebClient could not read, and an answer that is not JSON (whose
+  // parse error quotes it): back off and try again.
+  const name = error instanceof Error ? error.name : typeof error;
+  return new ChannelSendError("retry", `${method}: unexpected ${name}`, "unknown");
 }
 
 /**
  * Routes the WebClient's own warnings and errors into our logger. Its debug and info lines (request bodies,
- * i.e. user text) are dropped.
+ * i.e. user text) are dropped. Warnings it relays from an answer (`response_metadata`) are the remote's
+ * words: only those that are Slack warning codes (`missing_charset`) are kept, and the client's own
+ * transport failures.
  */
 function webClientLogger(log: Logger): SlackLogger {
   const child = log.child({ component: "slack-web-api" });
-  const line = (parts: unknown[]) => parts.map(String).join(" ");
+  const line = (parts: unknown[]) => {
+    // Relayed warnings arrive as forEach's (warning, index, array).
+    const first = String(parts[0]);
+    if (SLACK_ERROR_CODE.test(first)) return first;
+    if (first === "http request failed") return parts.slice(0, 2).map(String).join(" ");
+    return "a warning from the Slack API answer (withheld: it may quote the remote's answer)";
+  };
   return {
     debug: () => {},
     info: () => {},

@@ -2,7 +2,7 @@ import { WebAPIPlatformError, type WebClient } from "@slack/web-api";
 import type { SlackConfig } from "../../config/schema.js";
 import type { Logger } from "../../log.js";
 import type { SlackIdentity } from "./inbound.js";
-import { createSlackClient, fetchIdentity, fetchUserName } from "./outbound.js";
+import { classifySlackError, createSlackClient, fetchIdentity, fetchUserName } from "./outbound.js";
 
 const USER_NAME_TTL_MS = 60 * 60 * 1000;
 /** Bounds the name cache of a very large workspace; the oldest entries go first. */
@@ -42,7 +42,9 @@ export class SlackWorkspace {
     } catch (error) {
       // A definite answer (user_not_found, missing users:read scope) is remembered; a network failure is not.
       if (error instanceof WebAPIPlatformError) this.remember(userId, undefined);
-      this.log.debug({ err: error }, "slack users.info failed; replying without the user's name");
+      // The classified error: the WebClient's own carries Slack's whole answer in `data`.
+      const err = classifySlackError("users.info", error).message;
+      this.log.debug({ err }, "slack users.info failed; replying without the user's name");
       return undefined;
     }
   }

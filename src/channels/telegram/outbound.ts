@@ -85,9 +85,26 @@ export async function sendTelegramTyping(api: Api, route: Route): Promise<void> 
 }
 
 /**
+ * Telegram's descriptions for the permanent failures an operator most needs to tell apart, as a fixed label.
+ * The description itself (whatever the Bot API server at api_root wrote) is never repeated.
+ */
+const KNOWN_FAILURES: [RegExp, string][] = [
+  [/can't parse entities/i, "markup rejected"],
+  [/bot was blocked/i, "bot blocked by the user"],
+  [/chat not found/i, "chat not found"],
+  [/bot was kicked|not a member/i, "bot not in the chat"],
+  [/user is deactivated/i, "user deactivated"],
+  [/topic_closed|topic closed/i, "topic closed"],
+  [/message is too long/i, "message too long"],
+  [/not enough rights/i, "not enough rights"],
+  [/unauthorized/i, "bot token rejected"],
+];
+
+/**
  * Maps grammY's errors to what the relay does next. Telegram error descriptions are not a stable contract,
- * so only the markup case is matched by text (case-insensitively); everything else goes by error code.
- * Errors that are neither (bugs) are returned unchanged.
+ * so only the markup case is decided by text (case-insensitively); everything else goes by error code.
+ * Messages carry the error code and at most a fixed label, never the remote description (GrammyError's own
+ * message embeds it). Errors that are neither (bugs) are returned unchanged.
  */
 export function classifySendError(error: unknown): unknown {
   if (error instanceof HttpError) {
@@ -96,21 +113,16 @@ export function classifySendError(error: unknown): unknown {
   }
   if (!(error instanceof GrammyError)) return error;
   const { error_code: code, description } = error;
+  const label = KNOWN_FAILURES.find(([pattern]) => pattern.test(description))?.[1];
+  const message = `Telegram ${error.method} answered ${code}${label ? ` (${label})` : ""}`;
   if (code === 429) {
     const seconds = error.parameters.retry_after;
-    return new ChannelSendError(
-      "retry",
-      description,
-      "429",
-      seconds === undefined ? undefined : seconds * 1000,
-    );
+    return new ChannelSendError("retry", message, "429", seconds === undefined ? undefined : seconds * 1000);
   }
-  if (code >= 500) return new ChannelSendError("retry", description, String(code));
-  if (code === 400 && /can't parse entities/i.test(description)) {
-    return new ChannelSendError("markup", description, "400");
-  }
+  if (code >= 500) return new ChannelSendError("retry", message, String(code));
+  if (code === 400 && label === "markup rejected") return new ChannelSendError("markup", message, "400");
   // Blocked by the user, chat not found, kicked, topic closed, too long, token revoked: retrying cannot help.
-  return new ChannelSendError("permanent", description, String(code));
+  return new ChannelSendError("permanent", message, String(code));
 }
 
 /** Points the bot's webhook at `url` with the tenant's secret token (the CLI's `telegram set-webhook`). */

@@ -29,7 +29,8 @@ class ApiBaseRequestClient extends twilio.RequestClient {
     const response = await super.request({ ...opts, uri: this.#apiBase + sdkUrl.pathname + sdkUrl.search });
     // The SDK's RestException drops the headers, so Retry-After is read here, where they are still known.
     if (response.statusCode === 429) {
-      const code = String((response.body as { code?: number } | undefined)?.code ?? 20429);
+      const reported = (response.body as { code?: unknown } | undefined)?.code;
+      const code = Number.isSafeInteger(reported) ? String(reported) : "20429";
       const retryAfterMs = parseRetryAfter(response.headers?.["retry-after"]);
       throw new ChannelSendError("retry", `Twilio rate limit (${code})`, code, retryAfterMs);
     }
@@ -72,23 +73,32 @@ export async function sendWhatsappText(client: TwilioClient, route: Route, text:
   }
 }
 
-/** 429 and 5xx and network failures are worth retrying; any other 4xx (63016, 21211, 21610...) is not. */
+/**
+ * 429 and 5xx and network failures are worth retrying; any other 4xx (63016, 21211, 21610...) is not.
+ * Messages carry the HTTP status and Twilio's error code, never the RestException's message: that is the
+ * `message` of whatever body answered at api_base.
+ */
 export function classifySendError(error: unknown): ChannelSendError {
   if (error instanceof ChannelSendError) return error;
-  const { status, code, message } = (error ?? {}) as { status?: unknown; code?: unknown; message?: unknown };
-  const text = typeof message === "string" ? message : String(error);
+  const { status, code } = (error ?? {}) as { status?: unknown; code?: unknown };
   if (typeof status === "number") {
-    const twilioCode = typeof code === "number" ? String(code) : String(status);
+    const twilioCode = Number.isSafeInteger(code) ? String(code) : String(status);
     const retryable = status === 429 || twilioCode === "20429" || status >= 500;
-    return new ChannelSendError(retryable ? "retry" : "permanent", `Twilio ${status}: ${text}`, twilioCode);
+    return new ChannelSendError(
+      retryable ? "retry" : "permanent",
+      `Twilio answered ${status} (${twilioCode})`,
+      twilioCode,
+    );
   }
   // Connection refused or reset, DNS, timeouts: the request may not have reached Twilio.
   if ((error as { isAxiosError?: unknown } | null)?.isAxiosError === true) {
+    const networkCode = typeof code === "string" && /^[A-Z0-9_]{1,40}$/.test(code) ? code : undefined;
     return new ChannelSendError(
       "retry",
-      `Twilio unreachable: ${text}`,
-      typeof code === "string" ? code : undefined,
+      `Twilio unreachable${networkCode ? ` (${networkCode})` : ""}`,
+      networkCode,
     );
   }
-  return new ChannelSendError("permanent", `WhatsApp send failed: ${text}`);
+  const name = error instanceof Error ? error.name : typeof error;
+  return new ChannelSendError("permanent", `WhatsApp send failed: unexpected ${name}`);
 }
