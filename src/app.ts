@@ -11,7 +11,7 @@ import { type Handoff, InboxWriter } from "./db/inbox-writer.js";
 import { migrationsApplied } from "./db/migrate.js";
 import { updatePartStatus } from "./db/outbound.js";
 import { HttpError, notFound } from "./errors.js";
-import type { Logger } from "./log.js";
+import { errorFields, type Logger, stackFrames } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import type { AdapterMap } from "./relay/worker.js";
 import type { TenantRegistry } from "./tenants/registry.js";
@@ -35,7 +35,7 @@ export interface AppDeps {
   handoff?: Handoff;
 }
 
-type Env = { Variables: { requestId: string; tenant?: string } };
+type Env = { Variables: { requestId: string; tenant?: string; clientGone?: boolean } };
 
 export function errorBody(code: string, message: string, details?: { message: string; code: string }[]) {
   return { errors: { root: [{ message, code }, ...(details ?? [])] } };
@@ -68,14 +68,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
       status,
       ms: Math.round((performance.now() - started) * 10) / 10,
     };
-    if (status >= 500) log.error(entry, "request failed");
+    // A client that left mid-request is routine (slow or impatient clients, request timeouts); so is the 503
+    // that asks channels to redeliver while this process shuts down.
+    if (c.get("clientGone"))
+      log.debug({ ...entry, status: undefined }, "client went away before its request arrived");
+    else if (status >= 500 && !(status === 503 && deps.isDraining())) log.error(entry, "request failed");
     else if (status >= 400) log.info(entry, "request rejected");
     else log.debug(entry, "request");
   });
 
   app.onError((err, c) => {
     if (err instanceof HttpError) return c.json(errorBody(err.code, err.message, err.details), err.status);
-    log.error({ req_id: c.get("requestId"), err: err.message, stack: err.stack }, "unhandled error");
+    if (err instanceof ClientGone) {
+      c.set("clientGone", true);
+      return c.body(null, 400); // the socket is gone: nobody reads this
+    }
+    const stack = log.isLevelEnabled("debug") ? { stack: stackFrames(err) } : {};
+    log.error({ req_id: c.get("requestId"), ...errorFields(err), ...stack }, "unhandled error");
     return c.json(errorBody("UNKNOWN", "internal error"), 500);
   });
   app.notFound((c) => c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), 404));
@@ -121,7 +130,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (config === undefined) throw notFound(`tenant ${tenantId} has no ${channelName} channel`);
     c.set("tenant", tenant.id);
     const req: WebhookRequest = {
-      rawBody: Buffer.from(await c.req.arrayBuffer()),
+      rawBody: await readBody(c),
       headers: c.req.raw.headers,
       url: new URL(c.req.url),
       ...(deps.publicUrl && { publicUrl: deps.publicUrl }),
@@ -136,7 +145,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     await next();
     const tenant = c.get("tenant");
     if (c.res.status >= 400 && tenant) {
-      metrics.webhooks.inc({ tenant, channel: c.req.path.split("/")[3] ?? "", outcome: "rejected" });
+      const outcome = c.get("clientGone") ? "aborted" : "rejected";
+      metrics.webhooks.inc({ tenant, channel: c.req.path.split("/")[3] ?? "", outcome });
     }
   });
 
@@ -171,6 +181,21 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   return app;
+}
+
+/** The client closed the connection before its request body arrived. */
+class ClientGone extends Error {}
+
+/** The request body; a client gone mid-body is ClientGone, not a server error. */
+async function readBody(c: Context): Promise<Buffer> {
+  try {
+    return Buffer.from(await c.req.arrayBuffer());
+  } catch (err) {
+    const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
+    if (incoming instanceof IncomingMessage && incoming.destroyed && !incoming.complete)
+      throw new ClientGone();
+    throw err;
+  }
 }
 
 const lingering = new WeakSet<Socket>();

@@ -5,7 +5,7 @@ import { type AppConfig, loadConfig, tenantChannels } from "./config/index.js";
 import { openDatabase } from "./db/client.js";
 import { migrate } from "./db/migrate.js";
 import { ConfigError } from "./errors.js";
-import { createLogger, type Logger } from "./log.js";
+import { createLogger, errorFields, type Logger } from "./log.js";
 import { loadSecretKey, parseKey, SecretBox } from "./tenants/secrets.js";
 import { rotateKey } from "./tenants/store.js";
 
@@ -35,7 +35,7 @@ async function run(http: boolean): Promise<void> {
     bridge.stop().then(
       () => process.exit(0),
       (err: unknown) => {
-        log.error({ err: (err as Error).message }, "shutdown failed");
+        log.error(errorFields(err), "shutdown failed");
         process.exit(1);
       },
     );

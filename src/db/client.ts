@@ -133,15 +133,6 @@ async function openPglite(dataDir: string): Promise<Database> {
 export const rowsOf = <T = Record<string, unknown>>(result: unknown): T[] =>
   Array.isArray(result) ? result : ((result as { rows?: T[] }).rows ?? []);
 
-/**
- * What went wrong, without the statement: drizzle's "Failed query" message carries the parameters, which
- * hold message texts and replies (of several messages, for a grouped statement). Safe to log.
- */
-export function databaseReason(err: unknown): string {
-  const { message, cause } = err as Error;
-  return message.startsWith("Failed query") && cause instanceof Error ? cause.message : message;
-}
-
 /** True when the database answers a trivial query. */
 export async function ping(db: Db): Promise<boolean> {
   try {
