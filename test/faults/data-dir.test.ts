@@ -1,0 +1,60 @@
+/**
+ * The embedded database holds every message: the real service, started under the common umask 022 with
+ * PGlite in a fresh DATA_DIR, leaves nothing there that another user could read or write; and a DATA_DIR an
+ * older version left open is closed, with a warning.
+ */
+import { chmodSync, lstatSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type EmbeddedDatabase, FaultWorld } from "./support/service.js";
+import { deliver } from "./support/traffic.js";
+
+/** Every path under `dir` (itself included) with its permission bits. */
+function modes(dir: string): { path: string; mode: number }[] {
+  const paths = [dir, ...readdirSync(dir, { recursive: true }).map((p) => join(dir, String(p)))];
+  return paths
+    .map((path) => ({ path, stat: lstatSync(path) }))
+    .filter(({ stat }) => !stat.isSymbolicLink())
+    .map(({ path, stat }) => ({ path, mode: stat.mode & 0o777 }));
+}
+const openToOthers = (dir: string) => modes(dir).filter(({ mode }) => (mode & 0o077) !== 0);
+
+describe("DATA_DIR of the embedded database", () => {
+  let world: FaultWorld;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    world = await FaultWorld.create({}, { database: "pglite" });
+    dataDir = (world.database as EmbeddedDatabase).dataDir;
+  });
+  afterAll(() => world?.close()); // removes the temporary directory
+
+  it("is created 0700, and under umask 022 no file or directory in it is open to group or others", async () => {
+    const service = await world.startService({}, { umask: "022" });
+    expect(await deliver(service.url, { channel: "telegram", thread: 1, seq: 0 })).toBe(200);
+    expect(await service.stop()).toBe(0);
+
+    const all = modes(dataDir);
+    const open = openToOthers(dataDir);
+    console.log(`DATA_DIR: ${all.length} paths after a run under umask 022; ${open.length} open to others`);
+    expect(all.length).toBeGreaterThan(100); // the database's files are there
+    expect(lstatSync(dataDir).mode & 0o777).toBe(0o700);
+    expect(open).toEqual([]);
+  }, 60_000);
+
+  it("an existing DATA_DIR open to others is closed at startup, with a warning", async () => {
+    // As an older version under umask 022 left it: directories 0755, files 0666.
+    for (const { path } of modes(dataDir)) chmodSync(path, lstatSync(path).isDirectory() ? 0o755 : 0o666);
+    const loose = openToOthers(dataDir).length;
+    const from = world.logs.length;
+    const service = await world.startService({}, { umask: "022" });
+    expect(await service.stop()).toBe(0);
+
+    expect(openToOthers(dataDir)).toEqual([]);
+    const warning = world.logs
+      .slice(from)
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((entry) => entry.level === 40 && String(entry.msg).startsWith("DATA_DIR was open"));
+    expect(warning).toMatchObject({ data_dir: dataDir, paths: loose });
+  }, 60_000);
+});
