@@ -14,7 +14,9 @@ const NAME = "Quillon Privatus";
 /** An error object logged as `err`, as a site that forgot errorFields would: the lines written. */
 function loggedAsIs(err: unknown): string {
   const lines: string[] = [];
-  createLogger("trace", { write: (line: string) => void lines.push(line) }).error({ err }, "failed");
+  const log = createLogger("trace", { write: (line: string) => void lines.push(line) });
+  log.error({ err }, "failed");
+  log.error(err as Error, "failed"); // pino files a first argument that is an error under `err` too
   return lines.join("\n");
 }
 
