@@ -152,24 +152,35 @@ function prepareDataDir(dataDir: string, log?: Logger): void {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   // Files left open inside a closed DATA_DIR (a crash before the close) were out of others' reach: no warning.
   const wasOpen = (lstatSync(dataDir).mode & 0o077) !== 0;
-  const closed = closeToOthers(dataDir);
-  if (wasOpen)
+  const { closed, refused } = closeToOthers(dataDir);
+  // Not fatal: e.g. a volume owned by root and shared through its group (Kubernetes fsGroup).
+  if (refused > 0)
+    log?.warn(
+      { data_dir: dataDir, paths: refused },
+      "DATA_DIR stays open to other users: this user may not change some of its modes; check its owner and permissions",
+    );
+  else if (wasOpen)
     log?.warn(
       { data_dir: dataDir, paths: closed },
       "DATA_DIR was open to other users; it is now readable by this service's user only",
     );
 }
 
-/** Removes group and other permissions from `dir` and everything in it; how many paths had some. */
-function closeToOthers(dir: string): number {
+/** Removes group and other permissions from `dir` and everything in it: how many paths were closed, and refused. */
+function closeToOthers(dir: string): { closed: number; refused: number } {
   let closed = 0;
+  let refused = 0;
   for (const path of [dir, ...readdirSync(dir, { recursive: true }).map((p) => join(dir, String(p)))]) {
-    const stat = lstatSync(path);
-    if (stat.isSymbolicLink() || (stat.mode & 0o077) === 0) continue;
-    chmodSync(path, stat.mode & 0o700);
-    closed++;
+    const stat = lstatSync(path, { throwIfNoEntry: false });
+    if (!stat || stat.isSymbolicLink() || (stat.mode & 0o077) === 0) continue;
+    try {
+      chmodSync(path, stat.mode & 0o700);
+      closed++;
+    } catch {
+      refused++;
+    }
   }
-  return closed;
+  return { closed, refused };
 }
 
 /** The rows of `db.execute`'s result on either driver: postgres.js returns them, PGlite wraps them. */

@@ -3,7 +3,8 @@
  * PGlite in a fresh DATA_DIR, leaves nothing there that another user could read or write; and a DATA_DIR an
  * older version left open is closed, with a warning.
  */
-import { chmodSync, lstatSync, readdirSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { chmodSync, lstatSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EmbeddedDatabase, FaultWorld } from "./support/service.js";
@@ -18,6 +19,16 @@ function modes(dir: string): { path: string; mode: number }[] {
     .map(({ path, stat }) => ({ path, mode: stat.mode & 0o777 }));
 }
 const openToOthers = (dir: string) => modes(dir).filter(({ mode }) => (mode & 0o077) !== 0);
+
+/** Sets or clears a file's immutable attribute (then not even its owner may chmod it); false where impossible. */
+function immutable(path: string, on: boolean): boolean {
+  try {
+    execFileSync("chattr", [on ? "+i" : "-i", path], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 describe("DATA_DIR of the embedded database", () => {
   let world: FaultWorld;
@@ -56,5 +67,26 @@ describe("DATA_DIR of the embedded database", () => {
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .find((entry) => entry.level === 40 && String(entry.msg).startsWith("DATA_DIR was open"));
     expect(warning).toMatchObject({ data_dir: dataDir, paths: loose });
+  }, 60_000);
+
+  it("a file whose mode this user may not change is a warning, not a failed start", async (context) => {
+    const stuck = join(dataDir, "notes.txt");
+    writeFileSync(stuck, "left here by someone else\n");
+    chmodSync(stuck, 0o644);
+    if (!immutable(stuck, true)) context.skip(); // no chattr, or not allowed to use it
+    try {
+      const from = world.logs.length;
+      const service = await world.startService({}, { umask: "022" });
+      expect(await deliver(service.url, { channel: "telegram", thread: 1, seq: 1 })).toBe(200);
+      expect(await service.stop()).toBe(0);
+      const warning = world.logs
+        .slice(from)
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .find((entry) => entry.level === 40 && String(entry.msg).startsWith("DATA_DIR stays open"));
+      expect(warning).toMatchObject({ data_dir: dataDir, paths: 1 });
+      expect(openToOthers(dataDir).map(({ path }) => path)).toEqual([stuck]);
+    } finally {
+      immutable(stuck, false); // so that the temporary directory can be removed
+    }
   }, 60_000);
 });
