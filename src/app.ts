@@ -78,11 +78,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.onError((err, c) => {
-    if (err instanceof HttpError) return c.json(errorBody(err.code, err.message, err.details), err.status);
-    if (err instanceof ClientGone) {
+    // Reading the body failed because the client left (or was cut off by the request timeout): whatever the
+    // handler made of that, it is not the server's failure, and nobody is there to read an answer.
+    if (leftMidBody(c)) {
       c.set("clientGone", true);
-      return c.body(null, 400); // the socket is gone: nobody reads this
+      return c.body(null, 400);
     }
+    if (err instanceof HttpError) return c.json(errorBody(err.code, err.message, err.details), err.status);
     const stack = log.isLevelEnabled("debug") ? { stack: stackFrames(err) } : {};
     log.error({ req_id: c.get("requestId"), ...errorFields(err), ...stack }, "unhandled error");
     return c.json(errorBody("UNKNOWN", "internal error"), 500);
@@ -130,7 +132,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (config === undefined) throw notFound(`tenant ${tenantId} has no ${channelName} channel`);
     c.set("tenant", tenant.id);
     const req: WebhookRequest = {
-      rawBody: await readBody(c),
+      rawBody: Buffer.from(await c.req.arrayBuffer()),
       headers: c.req.raw.headers,
       url: new URL(c.req.url),
       ...(deps.publicUrl && { publicUrl: deps.publicUrl }),
@@ -183,19 +185,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
   return app;
 }
 
-/** The client closed the connection before its request body arrived. */
-class ClientGone extends Error {}
-
-/** The request body; a client gone mid-body is ClientGone, not a server error. */
-async function readBody(c: Context): Promise<Buffer> {
-  try {
-    return Buffer.from(await c.req.arrayBuffer());
-  } catch (err) {
-    const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
-    if (incoming instanceof IncomingMessage && incoming.destroyed && !incoming.complete)
-      throw new ClientGone();
-    throw err;
-  }
+/** True when the connection closed before the request's body fully arrived. */
+function leftMidBody(c: Context): boolean {
+  const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
+  return incoming instanceof IncomingMessage && incoming.destroyed && !incoming.complete;
 }
 
 const lingering = new WeakSet<Socket>();
