@@ -10,7 +10,7 @@ import { type Handoff, InboxWriter } from "./db/inbox-writer.js";
 import { migrationsApplied } from "./db/migrate.js";
 import { updatePartStatus } from "./db/outbound.js";
 import { HttpError, notFound } from "./errors.js";
-import type { Logger } from "./log.js";
+import { errorFields, type Logger, stackFrames } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import type { AdapterMap } from "./relay/worker.js";
 import type { TenantRegistry } from "./tenants/registry.js";
@@ -34,7 +34,7 @@ export interface AppDeps {
   handoff?: Handoff;
 }
 
-type Env = { Variables: { requestId: string; tenant?: string } };
+type Env = { Variables: { requestId: string; tenant?: string; clientGone?: boolean } };
 
 export function errorBody(code: string, message: string, details?: { message: string; code: string }[]) {
   return { errors: { root: [{ message, code }, ...(details ?? [])] } };
@@ -67,14 +67,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
       status,
       ms: Math.round((performance.now() - started) * 10) / 10,
     };
-    if (status >= 500) log.error(entry, "request failed");
+    // A client that left mid-request is routine (slow or impatient clients, request timeouts); so is the 503
+    // that asks channels to redeliver while this process shuts down.
+    if (c.get("clientGone"))
+      log.debug({ ...entry, status: undefined }, "client went away before its request arrived");
+    else if (status >= 500 && !(status === 503 && deps.isDraining())) log.error(entry, "request failed");
     else if (status >= 400) log.info(entry, "request rejected");
     else log.debug(entry, "request");
   });
 
   app.onError((err, c) => {
+    // Reading the body failed because the client left (or was cut off by the request timeout): whatever the
+    // handler made of that, it is not the server's failure, and nobody is there to read an answer.
+    if (leftMidBody(c)) {
+      c.set("clientGone", true);
+      return c.body(null, 400);
+    }
     if (err instanceof HttpError) return c.json(errorBody(err.code, err.message, err.details), err.status);
-    log.error({ req_id: c.get("requestId"), err: err.message, stack: err.stack }, "unhandled error");
+    const stack = log.isLevelEnabled("debug") ? { stack: stackFrames(err) } : {};
+    log.error({ req_id: c.get("requestId"), ...errorFields(err), ...stack }, "unhandled error");
     return c.json(errorBody("UNKNOWN", "internal error"), 500);
   });
   app.notFound((c) => c.json(errorBody("NOT_FOUND", `no route for ${c.req.method} ${c.req.path}`), 404));
@@ -138,7 +149,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     await next();
     const tenant = c.get("tenant");
     if (c.res.status >= 400 && tenant) {
-      metrics.webhooks.inc({ tenant, channel: c.req.path.split("/")[3] ?? "", outcome: "rejected" });
+      const outcome = c.get("clientGone") ? "aborted" : "rejected";
+      metrics.webhooks.inc({ tenant, channel: c.req.path.split("/")[3] ?? "", outcome });
     }
   });
 
@@ -177,6 +189,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   return app;
+}
+
+/** True when the connection closed before the request's body fully arrived. */
+function leftMidBody(c: Context): boolean {
+  const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
+  return incoming instanceof IncomingMessage && incoming.destroyed && !incoming.complete;
 }
 
 const lingering = new WeakSet<Socket>();

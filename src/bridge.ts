@@ -42,7 +42,7 @@ export interface RunningBridge {
 export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
   const { config, log } = options;
   const { settings } = config;
-  const database = await openDatabase({ url: settings.DATABASE_URL, dataDir: settings.DATA_DIR });
+  const database = await openDatabase({ url: settings.DATABASE_URL, dataDir: settings.DATA_DIR, log });
   await migrate(database);
   log.info({ database: database.kind }, "database ready, migrations applied");
 

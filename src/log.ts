@@ -36,5 +36,85 @@ const REDACT = [
 ];
 
 export function createLogger(level = "info", destination?: DestinationStream): Logger {
-  return pino({ level, redact: { paths: REDACT, censor: "[redacted]" } }, destination);
+  return pino(
+    {
+      level,
+      redact: { paths: REDACT, censor: "[redacted]" },
+      // The safety net for a site that logs an error object as `err`: only its safe message is written.
+      serializers: { err: (value: unknown) => (typeof value === "string" ? value : safeMessage(value)) },
+    },
+    destination,
+  );
+}
+
+/** What a log line says about an error: `...errorFields(err)` in the line's object. */
+export interface ErrorFields {
+  /** The error's own message, without the statement, its parameters or quoted values. */
+  err: string;
+  /** PostgreSQL's SQLSTATE, e.g. 23505. */
+  sqlstate?: string;
+  constraint?: string;
+  table?: string;
+  column?: string;
+}
+
+/**
+ * The one place errors become log fields. Database errors carry users' words: drizzle's message is
+ * "Failed query: <statement> params: <values>" (message texts, sender names, replies), and the server's
+ * `detail` ("Failing row contains (…)", "Key (…)=(…)") and `where` quote rows and values. What an operator
+ * needs is kept: the server's own message, its SQLSTATE, the constraint, table and column.
+ */
+export function errorFields(error: unknown): ErrorFields {
+  const cause = databaseCause(error);
+  const fields: ErrorFields = { err: safeMessage(cause) };
+  if (!isDatabaseError(cause)) return fields;
+  const e = cause as unknown as Record<string, unknown>;
+  const add = (key: "sqlstate" | "constraint" | "table" | "column", ...values: unknown[]) => {
+    const value = values.find((v) => typeof v === "string" && v !== "");
+    if (typeof value === "string") fields[key] = value;
+  };
+  add("sqlstate", e.code);
+  add("constraint", e.constraint, e.constraint_name);
+  add("table", e.table, e.table_name);
+  add("column", e.column, e.column_name);
+  return fields;
+}
+
+/** The error's message as errorFields writes it. */
+function safeMessage(error: unknown): string {
+  const cause = databaseCause(error);
+  if (!(cause instanceof Error)) return String(cause);
+  // Data exceptions (SQLSTATE class 22) quote the value that failed ("invalid input syntax for type
+  // integer: \"…\""), and JSON.parse quotes the text it could not read.
+  const quotesValues =
+    (isDatabaseError(cause) && String(cause.code).startsWith("22")) || cause instanceof SyntaxError;
+  return quotesValues ? cause.message.replace(/"[^"]*"|'[^']*'/g, '"…"') : cause.message;
+}
+
+/** The driver's error under drizzle's "Failed query" wrapper. */
+function databaseCause(error: unknown): unknown {
+  let current = error;
+  while (current instanceof Error && current.message.startsWith("Failed query:"))
+    current = current.cause ?? new Error("database query failed");
+  return current;
+}
+
+/** The stack's frames, without the message lines above them (which repeat the message, parameters and all). */
+export function stackFrames(error: unknown): string | undefined {
+  const stack = (error as Error | undefined)?.stack;
+  return stack
+    ?.split("\n")
+    .filter((line) => /^\s+at /.test(line))
+    .join("\n");
+}
+
+/** A server error from postgres.js or PGlite: a five-character SQLSTATE and a severity. */
+function isDatabaseError(error: unknown): error is Error & { code: string } {
+  const e = error as { code?: unknown; severity?: unknown };
+  return (
+    error instanceof Error &&
+    typeof e.code === "string" &&
+    /^[0-9A-Z]{5}$/.test(e.code) &&
+    typeof e.severity === "string"
+  );
 }

@@ -5,7 +5,7 @@ import { type AppConfig, loadConfig, tenantChannels } from "./config/index.js";
 import { openDatabase } from "./db/client.js";
 import { migrate } from "./db/migrate.js";
 import { ConfigError } from "./errors.js";
-import { createLogger, type Logger } from "./log.js";
+import { createLogger, errorFields, type Logger, stackFrames } from "./log.js";
 import { loadSecretKeys, SecretBox } from "./tenants/secrets.js";
 import { rotateKey } from "./tenants/store.js";
 
@@ -15,7 +15,8 @@ function fail(err: unknown): never {
     process.stderr.write(`bridge: ${err.message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`bridge: ${(err as Error).stack ?? String(err)}\n`);
+  // errorFields: a failed statement's message would carry its parameters.
+  process.stderr.write(`bridge: ${errorFields(err).err}\n${stackFrames(err) ?? ""}\n`);
   process.exit(1);
 }
 
@@ -35,7 +36,7 @@ async function run(http: boolean): Promise<void> {
     bridge.stop().then(
       () => process.exit(0),
       (err: unknown) => {
-        log.error({ err: (err as Error).message }, "shutdown failed");
+        log.error(errorFields(err), "shutdown failed");
         process.exit(1);
       },
     );

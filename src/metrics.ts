@@ -19,7 +19,7 @@ export function createMetrics(readQueue: () => Promise<{ depth: number; oldest: 
     registry,
     webhooks: new Counter({
       name: "bridge_webhooks_total",
-      help: "Inbound webhooks by tenant, channel and outcome (stored, duplicate, ignored, rejected)",
+      help: "Inbound webhooks by tenant, channel and outcome (stored, duplicate, ignored, rejected, aborted: the client left mid-body)",
       labelNames: ["tenant", "channel", "outcome"] as const,
       registers: [registry],
     }),

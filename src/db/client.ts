@@ -1,10 +1,12 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
+import type { Logger } from "../log.js";
 import * as schema from "./schema.js";
 
 /** The query API shared by both drivers: repositories are written against this only. */
@@ -32,10 +34,14 @@ export interface DatabaseOptions {
   dataDir: string;
   /** postgres.js pool size. */
   maxConnections?: number;
+  /** Where a warning about a DATA_DIR other users could read goes. */
+  log?: Logger;
 }
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  return options.url ? openPostgres(options.url, options.maxConnections ?? 20) : openPglite(options.dataDir);
+  return options.url
+    ? openPostgres(options.url, options.maxConnections ?? 20)
+    : openPglite(options.dataDir, options.log);
 }
 
 /** Connections of `Database.fixedPlans`: the webhook inserts in flight at once (InboxWriter). */
@@ -111,9 +117,11 @@ function withPreparedStatements(client: postgres.Sql): postgres.Sql {
   });
 }
 
-async function openPglite(dataDir: string): Promise<Database> {
-  if (!dataDir.startsWith("memory://")) mkdirSync(dataDir, { recursive: true });
+async function openPglite(dataDir: string, log?: Logger): Promise<Database> {
+  const onDisk = !dataDir.startsWith("memory://");
+  if (onDisk) prepareDataDir(dataDir, log);
   const client = await PGlite.create(dataDir);
+  if (onDisk) closeToOthers(dataDir);
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
     db,
@@ -125,22 +133,59 @@ async function openPglite(dataDir: string): Promise<Database> {
     },
     // PGlite is one connection in this process: nothing else can run migrations concurrently.
     withLock: (_key, fn) => fn(),
-    close: () => client.close(),
+    async close() {
+      await client.close();
+      if (onDisk) closeToOthers(dataDir);
+    },
   };
+}
+
+/**
+ * The embedded database's files hold every message: only this service's user may read them. DATA_DIR is
+ * created 0700, which keeps other users out of everything in it; and so that its files are private on their
+ * own too (a copied or loosened directory), their group and other bits are removed when the database opens
+ * and when it closes: PGlite sets its files' modes itself (0666, whatever the umask), so a umask is not
+ * enough. A DATA_DIR found open to others (an older version, a loose umask) is closed, with a warning.
+ */
+function prepareDataDir(dataDir: string, log?: Logger): void {
+  process.umask(0o077); // for what else this process creates there (secret.key has its own 0600)
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  // Files left open inside a closed DATA_DIR (a crash before the close) were out of others' reach: no warning.
+  const wasOpen = (lstatSync(dataDir).mode & 0o077) !== 0;
+  const { closed, refused } = closeToOthers(dataDir);
+  // Not fatal: e.g. a volume owned by root and shared through its group (Kubernetes fsGroup).
+  if (refused > 0)
+    log?.warn(
+      { data_dir: dataDir, paths: refused },
+      "DATA_DIR stays open to other users: this user may not change some of its modes; check its owner and permissions",
+    );
+  else if (wasOpen)
+    log?.warn(
+      { data_dir: dataDir, paths: closed },
+      "DATA_DIR was open to other users; it is now readable by this service's user only",
+    );
+}
+
+/** Removes group and other permissions from `dir` and everything in it: how many paths were closed, and refused. */
+function closeToOthers(dir: string): { closed: number; refused: number } {
+  let closed = 0;
+  let refused = 0;
+  for (const path of [dir, ...readdirSync(dir, { recursive: true }).map((p) => join(dir, String(p)))]) {
+    const stat = lstatSync(path, { throwIfNoEntry: false });
+    if (!stat || stat.isSymbolicLink() || (stat.mode & 0o077) === 0) continue;
+    try {
+      chmodSync(path, stat.mode & 0o700);
+      closed++;
+    } catch {
+      refused++;
+    }
+  }
+  return { closed, refused };
 }
 
 /** The rows of `db.execute`'s result on either driver: postgres.js returns them, PGlite wraps them. */
 export const rowsOf = <T = Record<string, unknown>>(result: unknown): T[] =>
   Array.isArray(result) ? result : ((result as { rows?: T[] }).rows ?? []);
-
-/**
- * What went wrong, without the statement: drizzle's "Failed query" message carries the parameters, which
- * hold message texts and replies (of several messages, for a grouped statement). Safe to log.
- */
-export function databaseReason(err: unknown): string {
-  const { message, cause } = err as Error;
-  return message.startsWith("Failed query") && cause instanceof Error ? cause.message : message;
-}
 
 /** True when the database answers a trivial query. */
 export async function ping(db: Db): Promise<boolean> {

@@ -1,7 +1,7 @@
 import { and, inArray, lt, sql } from "drizzle-orm";
 import type { Db } from "../db/client.js";
 import { conversations, inboundMessages, PRUNABLE } from "../db/schema.js";
-import type { Logger } from "../log.js";
+import { errorFields, type Logger } from "../log.js";
 
 export interface RetentionPolicy {
   /** Finished messages lose their text (and reply) after this many days. */
@@ -76,7 +76,7 @@ export function startRetention(
       (pruned) => {
         if (pruned.messages + pruned.conversations > 0) log.info(pruned, "retention: pruned old data");
       },
-      (err: unknown) => log.error({ err: (err as Error).message }, "retention pass failed"),
+      (err: unknown) => log.error(errorFields(err), "retention pass failed"),
     );
   void run();
   const timer = setInterval(run, intervalMs);

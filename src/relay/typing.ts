@@ -1,5 +1,5 @@
 import type { ChannelAdapter, DeliveryTarget } from "../channels/types.js";
-import type { Logger } from "../log.js";
+import { errorFields, type Logger } from "../log.js";
 
 /**
  * A reply within this long needs no "typing…": the answer itself arrives before the signal would be seen.
@@ -21,9 +21,7 @@ export function startTyping<Cfg>(
   const typing = adapter.typing;
   if (!typing) return () => {};
   const send = () =>
-    typing
-      .send(target)
-      .catch((err: unknown) => log.debug({ err: (err as Error).message }, "typing signal failed"));
+    typing.send(target).catch((err: unknown) => log.debug(errorFields(err), "typing signal failed"));
   let timer = setTimeout(function tick() {
     void send();
     timer = setTimeout(tick, typing.intervalMs);

@@ -8,7 +8,7 @@ import {
   type SentPart,
 } from "../channels/types.js";
 import type { TenantConfig } from "../config/schema.js";
-import { type Database, databaseReason } from "../db/client.js";
+import type { Database } from "../db/client.js";
 import { deleteConversation, type ThreadRef } from "../db/conversations.js";
 import { GroupCommit } from "../db/group-commit.js";
 import {
@@ -27,7 +27,7 @@ import {
 import type { Handoff } from "../db/inbox-writer.js";
 import { type PartRecord, recordPart, sentParts } from "../db/outbound.js";
 import { type FormattedPart, formatReply } from "../format/index.js";
-import type { Logger } from "../log.js";
+import { errorFields, type Logger } from "../log.js";
 import type { Metrics } from "../metrics.js";
 import type { QuickchatClient } from "../quickchat/client.js";
 import { QuickchatError } from "../quickchat/client.js";
@@ -210,7 +210,7 @@ export class WorkerPool implements Handoff {
     const released: Promise<void> = release(this.deps.database.db, leases)
       .catch((err: unknown) => {
         this.deps.log.warn(
-          { msg_ids: leases.map((l) => l.id), err: databaseReason(err) },
+          { msg_ids: leases.map((l) => l.id), ...errorFields(err) },
           "could not return messages to the queue; they are taken up again when their leases expire",
         );
       })
@@ -278,10 +278,7 @@ export class WorkerPool implements Handoff {
         }
       } while (this.refill && !this.stopping);
     } catch (err) {
-      this.deps.log.error(
-        { err: (err as Error).message },
-        "claiming messages failed; will retry on the next poll",
-      );
+      this.deps.log.error(errorFields(err), "claiming messages failed; will retry on the next poll");
     }
   }
 
@@ -304,7 +301,7 @@ export class WorkerPool implements Handoff {
     this.process(row, lease)
       .catch((err: unknown) => {
         // Database trouble mid-message: the lease expires and the message is taken up again.
-        this.deps.log.error({ msg_id: row.id, err: databaseReason(err) }, "processing failed; will retry");
+        this.deps.log.error({ msg_id: row.id, ...errorFields(err) }, "processing failed; will retry");
         return false;
       })
       .then((successorWaiting) => {

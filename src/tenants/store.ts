@@ -3,7 +3,7 @@ import { type TenantConfig, tenantId, tenantSchema } from "../config/schema.js";
 import type { Database, Db } from "../db/client.js";
 import { conversations, inboundMessages, tenants } from "../db/schema.js";
 import { ConfigError, HttpError, notFound } from "../errors.js";
-import type { Logger } from "../log.js";
+import { errorFields, type Logger } from "../log.js";
 import { joinSecrets, splitSecrets } from "./fields.js";
 import { type TenantRegistry, TenantUnreadableError } from "./registry.js";
 import { openSecrets, sealSecrets } from "./sealed.js";
@@ -215,7 +215,7 @@ export class TenantStore implements TenantRegistry {
         : {};
       return tenantSchema.parse(joinSecrets(row.settings, secrets));
     } catch (err) {
-      this.options.log.error({ tenant: row.id, err: (err as Error).message }, "stored tenant cannot be read");
+      this.options.log.error({ tenant: row.id, ...errorFields(err) }, "stored tenant cannot be read");
       return undefined;
     }
   }

@@ -1,7 +1,7 @@
 /**
  * Secrets: tenants created through the admin API with their own credentials, real traffic on every tenant
  * and channel including failures (bad signatures, Quickchat errors and auth failures, channel errors and
- * unreachable APIs), at LOG_LEVEL=debug; then every secret of every tenant is searched for, raw and in
+ * unreachable APIs), at LOG_LEVEL=trace; then every secret of every tenant is searched for, raw and in
  * common encodings, in every response (status line, headers, body) and every log line. None may appear.
  */
 import { createHmac } from "node:crypto";
@@ -62,7 +62,7 @@ describe.runIf(POSTGRES_AVAILABLE)("secrets", () => {
   const responses = new ResponseLog();
 
   beforeAll(async () => {
-    world = await FaultWorld.create({ LOG_LEVEL: "debug" });
+    world = await FaultWorld.create({ LOG_LEVEL: "trace" });
     service = await world.startService();
     fakes = await new ChannelFakes(tenants).start();
   });

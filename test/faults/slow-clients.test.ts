@@ -1,9 +1,11 @@
 /**
  * Slow clients: a client that sends its body (or its headers) a byte a second is cut off by the request
- * (headers) timeout, and while many do so at once, normal webhooks are still answered fast.
+ * (headers) timeout, and while many do so at once, normal webhooks are still answered fast. Being cut off
+ * is the client's doing: no error line, and the webhook is counted as aborted, not rejected.
  */
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitFor } from "../support/harness.js";
 import { FaultWorld, IDS, POSTGRES_AVAILABLE, type ServiceProcess, size } from "./support/service.js";
 import { deliver, type Message } from "./support/traffic.js";
 
@@ -69,6 +71,14 @@ const webhookHead = (contentLength: number) =>
     "",
   ].join("\r\n");
 
+/** bridge_webhooks_total of the default tenant's Telegram webhooks with this outcome. */
+async function telegramWebhooks(url: string, outcome: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const labels = `{tenant="default",channel="telegram",outcome="${outcome}"}`;
+  const line = text.split("\n").find((l) => l.startsWith(`bridge_webhooks_total${labels}`));
+  return line ? Number(line.split(" ").at(-1)) : 0;
+}
+
 const stats = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   return { min: sorted[0]!, median: sorted[Math.floor(sorted.length / 2)]!, max: sorted[sorted.length - 1]! };
@@ -89,6 +99,11 @@ describe.runIf(POSTGRES_AVAILABLE)("slow clients", () => {
 
   it(`${SLOW_CLIENTS} bodies sent a byte a second are cut off after the ${REQUEST_TIMEOUT_S} s request timeout; normal webhooks meanwhile are answered fast`, async () => {
     const maxMs = REQUEST_TIMEOUT_S * 1000 + SLACK_MS + 5_000;
+    const [rejectedBefore, abortedBefore] = [
+      await telegramWebhooks(service.url, "rejected"),
+      await telegramWebhooks(service.url, "aborted"),
+    ];
+    const firstLine = world.logs.length;
     const slow = Array.from({ length: SLOW_CLIENTS }, () =>
       slowClient(service.url, webhookHead(1_000), '{"update_id":1}', maxMs),
     );
@@ -113,11 +128,22 @@ describe.runIf(POSTGRES_AVAILABLE)("slow clients", () => {
       answers.set(first, (answers.get(first) ?? 0) + 1);
     }
     const normal = stats(latencies);
+    // Every cut-off request counted one way or the other, and its log lines (a pipe away) arrived.
+    let aborted = 0;
+    let rejected = 0;
+    await waitFor(async () => {
+      aborted = (await telegramWebhooks(service.url, "aborted")) - abortedBefore;
+      rejected = (await telegramWebhooks(service.url, "rejected")) - rejectedBefore;
+      return aborted + rejected >= SLOW_CLIENTS;
+    }, 5_000);
+    await new Promise((r) => setTimeout(r, 500));
+    const errorLines = world.logs.slice(firstLine).filter((l) => /"level":(50|60)/.test(l));
     console.log(
       `slow bodies: ${SLOW_CLIENTS} clients, cut off after ${closed.min}/${closed.median}/${closed.max} ms ` +
         `(min/median/max; timeout ${REQUEST_TIMEOUT_S} s), bytes sent ≤ ${Math.max(...results.map((r) => r.bytesSent))}, ` +
         `answers ${JSON.stringify(Object.fromEntries(answers))}; meanwhile ${latencies.length} webhooks answered in ` +
-        `${normal.min.toFixed(1)}/${normal.median.toFixed(1)}/${normal.max.toFixed(1)} ms`,
+        `${normal.min.toFixed(1)}/${normal.median.toFixed(1)}/${normal.max.toFixed(1)} ms; ` +
+        `${errorLines.length} error lines; counted aborted ${aborted}, rejected ${rejected}`,
     );
 
     expect(closed.min).toBeGreaterThanOrEqual(REQUEST_TIMEOUT_S * 1000 - 200);
@@ -129,6 +155,10 @@ describe.runIf(POSTGRES_AVAILABLE)("slow clients", () => {
     expect(latencies.length).toBeGreaterThan(5);
     expect(normal.max).toBeLessThan(1_000);
     expect(service.running).toBe(true);
+    // Cut off is not a server error, nor a rejected webhook.
+    expect(errorLines).toEqual([]);
+    expect(aborted).toBe(SLOW_CLIENTS);
+    expect(rejected).toBe(0);
   }, 60_000);
 
   it(`headers sent a byte a second are cut off after the ${HEADERS_TIMEOUT_S} s headers timeout`, async () => {

@@ -4,7 +4,9 @@
  * can break them on purpose and count every call they receive.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach } from "vitest";
 import { QuickchatFake } from "../../fakes/quickchat.js";
 import { type RunningFake, startFake } from "../../fakes/server.js";
@@ -132,6 +134,11 @@ process.once("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
+export interface ServiceOptions {
+  /** The process's umask, e.g. "022" (by default the test runner's). */
+  umask?: string;
+}
+
 /** One `bridge serve` child process. Its output lines go to the shared `logs`, for the secret search. */
 export class ServiceProcess {
   url = "";
@@ -153,8 +160,16 @@ export class ServiceProcess {
     );
   }
 
-  static async start(env: Record<string, string>, logs: string[]): Promise<ServiceProcess> {
-    const child = spawn(process.execPath, [BIN, "serve"], {
+  static async start(
+    env: Record<string, string>,
+    logs: string[],
+    options: ServiceOptions = {},
+  ): Promise<ServiceProcess> {
+    // With a umask, a shell sets it and then becomes node (same pid).
+    const [command, args] = options.umask
+      ? ["/bin/sh", ["-c", `umask ${options.umask} && exec "$0" "$@"`, process.execPath, BIN, "serve"]]
+      : [process.execPath, [BIN, "serve"]];
+    const child = spawn(command, args, {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -262,6 +277,19 @@ afterEach((context) => {
   }
 });
 
+/** The embedded database in `dataDir` (not created yet), inside a temporary directory removed by `drop`. */
+export interface EmbeddedDatabase extends TestDatabase {
+  dataDir: string;
+}
+
+function embeddedDatabase(): EmbeddedDatabase {
+  const parent = mkdtempSync(join(tmpdir(), "qb-faults-"));
+  return {
+    dataDir: join(parent, "data"),
+    drop: async () => rmSync(parent, { recursive: true, force: true }),
+  };
+}
+
 /** A fresh database, the fakes, and any number of service processes sharing both. */
 export class FaultWorld {
   readonly logs: string[] = [];
@@ -269,21 +297,36 @@ export class FaultWorld {
 
   private constructor(
     readonly fakes: Fakes,
-    readonly database: TestDatabase,
+    readonly database: TestDatabase | EmbeddedDatabase,
     readonly env: Record<string, string>,
   ) {}
 
-  static async create(extraEnv: Record<string, string> = {}): Promise<FaultWorld> {
-    if (!POSTGRES_URL) throw new Error("the fault suite needs PostgreSQL: set DATABASE_URL");
+  /**
+   * On PostgreSQL by default; `database: "pglite"` gives the service the embedded database in a temporary
+   * DATA_DIR (one service process at a time).
+   */
+  static async create(
+    extraEnv: Record<string, string> = {},
+    { database: kind = "postgres" }: { database?: "postgres" | "pglite" } = {},
+  ): Promise<FaultWorld> {
+    if (kind === "postgres" && !POSTGRES_URL)
+      throw new Error("the fault suite needs PostgreSQL: set DATABASE_URL");
     const fakes = await startFakes();
-    const database = await createPostgresDatabase();
-    const world = new FaultWorld(fakes, database, { ...serviceEnv(fakes, database.url!), ...extraEnv });
+    const database: TestDatabase | EmbeddedDatabase =
+      kind === "postgres" ? await createPostgresDatabase() : embeddedDatabase();
+    const { dataDir } = database as Partial<EmbeddedDatabase>;
+    const where: Record<string, string> = dataDir ? { DATABASE_URL: "", DATA_DIR: dataDir } : {};
+    const env = { ...serviceEnv(fakes, database.url ?? ""), ...where, ...extraEnv };
+    const world = new FaultWorld(fakes, database, env);
     openWorlds.add(world);
     return world;
   }
 
-  async startService(extraEnv: Record<string, string> = {}): Promise<ServiceProcess> {
-    const service = await ServiceProcess.start({ ...this.env, ...extraEnv }, this.logs);
+  async startService(
+    extraEnv: Record<string, string> = {},
+    options: ServiceOptions = {},
+  ): Promise<ServiceProcess> {
+    const service = await ServiceProcess.start({ ...this.env, ...extraEnv }, this.logs, options);
     this.services.push(service);
     return service;
   }
