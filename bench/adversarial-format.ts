@@ -32,6 +32,7 @@ export const FORMAT_SHAPES: Record<string, (size: number) => string> = {
   "<a href> links, repeated": (size) => fill('<a href="https://example.com/a">a</a> ', size),
   "[a](url) links, repeated": (size) => fill("[a](https://example.com/a) ", size),
   "alternating <b><i><u><s> runs": (size) => fill("<b>a</b><i>b</i><u>c</u><s>d</s>", size),
+  "`a` repeated (inline code spans)": (size) => fill("`a` ", size),
   "* run": (size) => fill("*", size),
   "_ run": (size) => fill("_", size),
   "` run": (size) => fill("`", size),
@@ -81,15 +82,16 @@ function time(request: FormatRequest): FormatTiming {
   const html = make(request.size);
   const ms: number[] = [];
   let parts = 0;
-  try {
-    for (let run = 0; run < request.runs; run++) {
-      const started = performance.now();
+  for (let run = 0; run < request.runs; run++) {
+    const started = performance.now();
+    try {
       parts = formatReply(html, request.channel).length;
-      ms.push(performance.now() - started);
-      if (ms[0]! > REPEAT_BELOW_MS) break;
+    } catch (error) {
+      // How long it took to fail is the time that counts.
+      return { ms: performance.now() - started, runs: 1, parts, error: (error as Error).name };
     }
-  } catch (error) {
-    return { ms: median(ms), runs: ms.length, parts, error: (error as Error).name };
+    ms.push(performance.now() - started);
+    if (ms[0]! > REPEAT_BELOW_MS) break;
   }
   return { ms: median(ms), runs: ms.length, parts };
 }
