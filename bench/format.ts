@@ -8,7 +8,7 @@ import { type ChannelName, formatReply } from "../src/format/index.js";
 const CHANNELS: ChannelName[] = ["telegram", "slack", "whatsapp"];
 
 /** About 2 KB of the HTML Quickchat sends: paragraphs, a list, a link, code and some LLM Markdown. */
-const TYPICAL_REPLY = [
+export const TYPICAL_REPLY = [
   "<p>Hi! Thanks for reaching out. Here is how to <b>reset your password</b> in a few steps:</p>",
   '<ol><li>Open <a href="https://example.com/settings?tab=security&amp;ref=chat">Settings → Security</a>.</li>',
   "<li>Click <strong>Reset password</strong> and check your inbox (also the <i>spam</i> folder).</li>",

@@ -3,6 +3,7 @@
  * The service runs compiled, as production runs it (tsc into .bench-dist, then
  * `node <the container's heap flags> .bench-dist/main.js serve`), as a child process; the loopback fakes in another child
  * (bench/fakes.ts), the baseline in a third; this process only generates load (autocannon) and measures.
+ * It ends with the adversarial scenario (bench/adversarial.ts); `npm run bench -- adversarial` runs that one alone.
  * Never part of CI: the figures depend on the machine and on whatever else runs on it.
  */
 import { type ChildProcess, execSync, spawn } from "node:child_process";
@@ -16,6 +17,7 @@ import postgres from "postgres";
 import { Agent, request } from "undici";
 import { slackEventHeaders, slackPayloads } from "../test/fakes/slack.js";
 import { inboundText, signTwilioRequest, toFormBody, twilioSid } from "../test/fakes/twilio.js";
+import { type AdversarialResults, adversarial, adversarialTable, type BridgeProcess } from "./adversarial.js";
 import { formatFigures, REPLY_SIZES } from "./format.js";
 import { containerNodeFlags } from "./node-flags.js";
 import { BENCH_IDS, type FakesReply, type FakesRequest, now } from "./shared.js";
@@ -316,12 +318,11 @@ const SERVICE_NODE_FLAGS = containerNodeFlags(readFileSync("docker/Dockerfile", 
 
 const BRIDGE_ENV = { LOG_LEVEL: "warn", SHUTDOWN_TIMEOUT_SECONDS: "2" };
 
-async function withBridge<T>(
-  _fakes: Fakes,
+/** The compiled service on a fresh database; stopping or killing it drops the database. */
+async function startBridge(
   configPath: string,
   env: Record<string, string>,
-  fn: (bridge: Service, database: string) => Promise<T>,
-): Promise<T> {
+): Promise<Service & BridgeProcess> {
   const db = await freshDatabase();
   const bridge = await startChild(
     [...profileArgs(), ...SERVICE_NODE_FLAGS, `${BUILD_DIR}/main.js`, "serve"],
@@ -332,11 +333,34 @@ async function withBridge<T>(
       BRIDGE_CONFIG: configPath,
     },
   );
+  return {
+    ...bridge,
+    async stop() {
+      await bridge.stop();
+      await db.drop();
+    },
+    async kill() {
+      if (bridge.child.exitCode === null) {
+        const exited = new Promise((r) => bridge.child.once("exit", r));
+        bridge.child.kill("SIGKILL");
+        await exited;
+      }
+      await db.drop();
+    },
+  };
+}
+
+async function withBridge<T>(
+  _fakes: Fakes,
+  configPath: string,
+  env: Record<string, string>,
+  fn: (bridge: Service) => Promise<T>,
+): Promise<T> {
+  const bridge = await startBridge(configPath, env);
   try {
-    return await fn(bridge, db.url);
+    return await fn(bridge);
   } finally {
     await bridge.stop();
-    await db.drop();
   }
 }
 
@@ -646,6 +670,16 @@ async function memory(fakes: Fakes, configPath: string) {
   );
 }
 
+/**
+ * The adversarial scenario (bench/adversarial.ts). Quickchat never answers within it, so no reply is
+ * formatted and sent in the background of a timed request.
+ */
+async function adversarialInputs(fakes: Fakes, configPath: string): Promise<AdversarialResults> {
+  await fakes.ask({ type: "reset" });
+  await fakes.ask({ type: "latency", ms: 600_000 });
+  return adversarial((env) => startBridge(configPath, env), process.env.BENCH_ADVERSARIAL_ONLY);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 
 const TARGETS = {
@@ -691,6 +725,23 @@ async function main(): Promise<void> {
   execSync(`npx tsc -p tsconfig.build.json --outDir ${BUILD_DIR}`, { stdio: "inherit" });
   const fakes = await startFakes();
   const configPath = writeConfig(fakes);
+  if (process.argv[2] === "adversarial") {
+    // `npm run bench -- adversarial`: that scenario alone, its table printed and kept in adversarial.json.
+    try {
+      const results = {
+        date: new Date().toISOString(),
+        commit,
+        ...(await adversarialInputs(fakes, configPath)),
+      };
+      mkdirSync("bench/results", { recursive: true });
+      writeFileSync("bench/results/adversarial.json", `${JSON.stringify(results, null, 2)}\n`);
+      console.log(`\ncommit ${commit.slice(0, 10)}, node ${process.version}`);
+      console.log(adversarialTable(results));
+    } finally {
+      fakes.stop();
+    }
+    return;
+  }
   if (process.env.BENCH_ONLY) {
     // For profiling and quick comparisons (BENCH_ONLY=baseline,ack-telegram BENCH_CPU_PROF=dir): the named
     // scenarios only, printed as JSON; latest.json is left alone.
@@ -704,6 +755,7 @@ async function main(): Promise<void> {
       "baseline-latency": () => baselineAt(LATENCY_RATE),
       slow: () => slowBackend(fakes, configPath),
       memory: () => memory(fakes, configPath),
+      adversarial: () => adversarialInputs(fakes, configPath),
     };
     try {
       for (const name of process.env.BENCH_ONLY.split(",")) {
@@ -740,6 +792,8 @@ async function main(): Promise<void> {
     const mem = await memory(fakes, configPath);
     log("formatting");
     const format = formatFigures({ typical: 5000, long: 200 });
+    log("adversarial inputs");
+    const hostile = await adversarialInputs(fakes, configPath);
 
     const results = {
       date: new Date().toISOString(),
@@ -763,6 +817,7 @@ async function main(): Promise<void> {
       slowBackend: slow,
       memory: mem,
       format: { sizes: REPLY_SIZES, channels: format },
+      adversarial: hostile,
       targets: TARGETS,
       runSeconds: Math.round((Date.now() - began) / 1000),
     };
@@ -836,6 +891,7 @@ async function main(): Promise<void> {
       `\ncommit ${commit.slice(0, 10)}, ${results.cpus} CPUs, node ${process.version}, load average ${results.loadavgBefore.join(" ")} -> ${results.loadavgAfter.join(" ")}`,
     );
     for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  "));
+    console.log(`\n${adversarialTable(hostile)}`);
     console.log(`\nwritten to bench/results/latest.json (${results.runSeconds} s)`);
   } finally {
     fakes.stop();
