@@ -4,7 +4,7 @@
  * like "2 * 3 * 4" and identifiers like snake_case_name are left alone.
  */
 import type { Node } from "./html.js";
-import { safeUrl } from "./url.js";
+import { MAX_URL_LENGTH, safeUrl } from "./url.js";
 
 const SPECIAL = /[`[*_]/;
 const FENCE_OPEN = /^\s*(`{3,})\s*([\w#+.-]*)\s*$/;
@@ -72,26 +72,45 @@ interface Fence {
   length: number;
 }
 
-function fenceClosers(lines: readonly string[]): Fence[] {
-  const closers: Fence[] = [];
-  lines.forEach((line, index) => {
-    const match = line.includes("```") ? FENCE_CLOSE.exec(line) : null;
-    if (match) closers.push({ line: index, length: match[1]!.length });
-  });
-  return closers;
+/** Closing-fence lines in order, and for each the index of the next longer one (or `closers.length`). */
+interface Closers {
+  fences: Fence[];
+  nextLonger: Int32Array;
 }
 
-/** The first closing fence after line `after` at least `length` backticks long (binary search: long replies). */
-function closingFence(closers: readonly Fence[], after: number, length: number): Fence | undefined {
+function fenceClosers(lines: readonly string[]): Closers {
+  const fences: Fence[] = [];
+  lines.forEach((line, index) => {
+    const match = line.includes("```") ? FENCE_CLOSE.exec(line) : null;
+    if (match) fences.push({ line: index, length: match[1]!.length });
+  });
+  const nextLonger = new Int32Array(fences.length).fill(fences.length);
+  const waiting: number[] = [];
+  fences.forEach((fence, index) => {
+    while (waiting.length > 0 && fences[waiting.at(-1)!]!.length < fence.length) {
+      nextLonger[waiting.pop()!] = index;
+    }
+    waiting.push(index);
+  });
+  return { fences, nextLonger };
+}
+
+/**
+ * The first closing fence after line `after` at least `length` backticks long: a binary search for the
+ * line, then jumps over shorter fences to the next longer one. A walk over every shorter fence made
+ * "````x" lines before many "```" lines quadratic (1 MB: 15 s); a jump only ever goes to a longer fence.
+ */
+function closingFence({ fences, nextLonger }: Closers, after: number, length: number): Fence | undefined {
   let low = 0;
-  let high = closers.length;
+  let high = fences.length;
   while (low < high) {
     const middle = (low + high) >>> 1;
-    if (closers[middle]!.line <= after) low = middle + 1;
+    if (fences[middle]!.line <= after) low = middle + 1;
     else high = middle;
   }
-  for (let i = low; i < closers.length; i++) if (closers[i]!.length >= length) return closers[i];
-  return undefined;
+  let at = low;
+  while (at < fences.length && fences[at]!.length < length) at = nextLonger[at]!;
+  return fences[at];
 }
 
 function appendInline(out: Node[], text: string): void {
@@ -112,6 +131,9 @@ function appendText(out: Node[], text: string): void {
  */
 class InlineParser {
   private readonly searches = new Map<string, { from: number; found: number }>();
+  private lastOpenBracket: { labelEnd: number; at: number } | undefined;
+  /** Start offsets of the runs of exactly n backticks, by n; built on the first code span. */
+  private backtickRuns: Map<number, number[]> | undefined;
 
   constructor(private readonly s: string) {}
 
@@ -147,7 +169,7 @@ class InlineParser {
 
   private code(start: number, to: number): Parsed | undefined {
     const n = this.runLength(start, "`");
-    const close = this.findRun("`", n, start + n, to, () => true);
+    const close = this.backtickRun(n, start + n, to);
     if (close < 0) return undefined;
     const content = this.s.slice(start + n, close);
     if (!content.trim()) return undefined;
@@ -165,17 +187,19 @@ class InlineParser {
   private link(start: number, to: number, depth: number): Parsed | undefined {
     const labelEnd = this.find("]", start + 1, to);
     if (labelEnd <= start + 1 || this.s[labelEnd + 1] !== "(") return undefined;
-    if (this.s.lastIndexOf("[", labelEnd - 1) > start) return undefined;
-    // The URL may contain balanced parentheses (Wikipedia); it ends at the unbalanced ")".
+    if (this.lastOpenBracketBefore(labelEnd) > start) return undefined;
+    // The URL may contain balanced parentheses (Wikipedia); it ends at the unbalanced ")". A longer URL
+    // than safeUrl accepts is not looked for: "[a](" repeated would otherwise scan to the end from each.
+    const limit = Math.min(to, labelEnd + 2 + MAX_URL_LENGTH + 1);
     let depthOfParens = 0;
     let urlEnd = labelEnd + 2;
-    for (; urlEnd < to; urlEnd++) {
+    for (; urlEnd < limit; urlEnd++) {
       const char = this.s[urlEnd]!;
-      if (WHITESPACE.test(char)) return undefined;
       if (char === "(") depthOfParens++;
       else if (char === ")" && depthOfParens-- === 0) break;
+      else if ((char <= " " || char > "~") && WHITESPACE.test(char)) return undefined;
     }
-    const href = urlEnd < to ? safeUrl(this.s.slice(labelEnd + 2, urlEnd)) : undefined;
+    const href = urlEnd < limit ? safeUrl(this.s.slice(labelEnd + 2, urlEnd)) : undefined;
     if (!href) return undefined;
     return {
       end: urlEnd + 1,
@@ -207,6 +231,41 @@ class InlineParser {
           ? [{ type: "style", style: "bold", children }]
           : [{ type: "style", style: "bold", children: [{ type: "style", style: "italic", children }] }];
     return { end: close + n, nodes };
+  }
+
+  /** The last "[" before `labelEnd`, looked up once per "]": "[" × n before one "](" asked it n times. */
+  private lastOpenBracketBefore(labelEnd: number): number {
+    if (this.lastOpenBracket?.labelEnd !== labelEnd) {
+      this.lastOpenBracket = { labelEnd, at: this.s.lastIndexOf("[", labelEnd - 1) };
+    }
+    return this.lastOpenBracket.at;
+  }
+
+  /**
+   * The first run of exactly `n` backticks at or after `from`, before `to`. Runs are indexed by length
+   * in one pass: a search per distinct length over the whole text cost length × √length on "`" "``" "```"...
+   */
+  private backtickRun(n: number, from: number, to: number): number {
+    if (!this.backtickRuns) {
+      this.backtickRuns = new Map();
+      for (let at = this.s.indexOf("`"); at >= 0; ) {
+        const length = this.runLength(at, "`");
+        const runs = this.backtickRuns.get(length);
+        if (runs) runs.push(at);
+        else this.backtickRuns.set(length, [at]);
+        at = this.s.indexOf("`", at + length);
+      }
+    }
+    const runs = this.backtickRuns.get(n) ?? [];
+    let low = 0;
+    let high = runs.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (runs[middle]! < from) low = middle + 1;
+      else high = middle;
+    }
+    const found = runs[low];
+    return found !== undefined && found + n <= to ? found : -1;
   }
 
   private runLength(at: number, char: string): number {
