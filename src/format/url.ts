@@ -2,7 +2,7 @@
 const SAFE_URL = /^(?:https?:\/\/[^\s]+|mailto:[^\s]+|tel:[^\s]+|tg:\/\/[^\s]+)$/i;
 
 /** Longer URLs are dropped to their label: they could not fit Slack or WhatsApp parts next to any text. */
-export const MAX_URL_LENGTH = 1000;
+const MAX_URL_LENGTH = 1000;
 
 export function safeUrl(href: string | undefined): string | undefined {
   const url = href?.trim();
