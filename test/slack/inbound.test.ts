@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   decodeSlackPayload,
@@ -391,6 +392,31 @@ describe("hostile shapes", () => {
   it("100,000 unclosed `<@BOT|` labels are parsed", () => {
     const text = `hi ${"<@U0BOT|".repeat(100_000)}`;
     expect(stripMention(text, "U0BOT")).toBe(text.trim());
+  });
+
+  it("strips exactly what the former regular expression stripped (small inputs)", () => {
+    const reference = (text: string) => text.replace(/\s*<@U0BOT(?:\|[^>]*)?>\s*/g, " ").trim();
+    const token = fc.constantFrom(
+      "<@U0BOT>",
+      "<@U0BOT|bridge>",
+      "<@U0BOT|",
+      "<@U0BOTX>",
+      "<@U0",
+      " ",
+      "\u00a0",
+      "\n",
+      "a",
+      ">",
+      "|",
+      "<",
+    );
+    fc.assert(
+      fc.property(fc.array(token, { maxLength: 24 }), (tokens) => {
+        const text = tokens.join("");
+        expect(stripMention(text, "U0BOT")).toBe(reference(text));
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   it("100,000 mentions separated by spaces are stripped", () => {
