@@ -114,7 +114,9 @@ function closingFence({ fences, nextLonger }: Closers, after: number, length: nu
 }
 
 function appendInline(out: Node[], text: string): void {
-  if (text) out.push(...new InlineParser(text).parse(0, text.length, 0));
+  if (!text) return;
+  // One push per node: spreading a few hundred thousand nodes into push's arguments overflows the stack.
+  for (const node of new InlineParser(text).parse(0, text.length, 0)) out.push(node);
 }
 
 function appendText(out: Node[], text: string): void {

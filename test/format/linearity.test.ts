@@ -33,8 +33,8 @@ describe("Markdown", () => {
     expect(parts.at(-1)?.text).toContain('<a href="https://example.com/docs">docs</a>');
   });
 
-  it('"[" × 50,000, a long label, then "](": the label\'s "[" is looked up once', () => {
-    const reply = `${"[".repeat(50_000)}${"a".repeat(50_000)}](https://example.com)`;
+  it('"[" × 200,000, a long label, then "](": the label\'s "[" is looked up once', () => {
+    const reply = `${"[".repeat(200_000)}${"a".repeat(200_000)}](https://example.com)`;
     const text = formatReply(reply, "telegram")
       .map((part) => part.text)
       .join("");
@@ -42,20 +42,31 @@ describe("Markdown", () => {
     expect(withoutWhitespace(visible(reply))).toContain("a".repeat(4000));
   });
 
-  it("backtick runs of every length 1…900 (400 KB) stay literal", () => {
+  it("backtick runs of every length 1…1,500 (1.1 MB) stay literal", () => {
     let reply = "";
-    for (let length = 1; length <= 900; length++) reply += `${"`".repeat(length)} x `;
+    for (let length = 1; length <= 1500; length++) reply += `${"`".repeat(length)} x `;
     const parts = formatReply(reply, "telegram");
     expect(parts.some((part) => part.text.includes("<code>"))).toBe(false);
     expect(withoutWhitespace(parts.map((part) => part.plain).join(""))).toBe(withoutWhitespace(reply));
   });
 
-  it('100,000 "````x" fence lines before 100,000 "```" lines (1 MB: 15 s before)', () => {
-    const reply = `${"````x\n".repeat(100_000)}${"```\n".repeat(100_000)}`;
+  it('200,000 "````x" fence lines before 200,000 "```" lines (1 MB: 15 s before)', () => {
+    const reply = `${"````x\n".repeat(200_000)}${"```\n".repeat(200_000)}`;
     // Each "```" pair is an empty code block (dropped); the "````" runs pair up into code blocks whose
     // first line "x" is their language, so every second line's "x" remains.
     const plain = visible(reply);
-    expect(plain.match(/x/g)).toHaveLength(50_000);
+    expect(plain.match(/x/g)).toHaveLength(100_000);
+  });
+
+  it("300,000 code spans (1.2 MB) are formatted: their nodes overflowed push's arguments", () => {
+    const parts = formatReply("`a` ".repeat(300_000), "telegram");
+    expect(parts[0]?.text.startsWith("<code>a a")).toBe(true);
+    expect(
+      parts
+        .map((part) => part.plain)
+        .join("")
+        .match(/a/g),
+    ).toHaveLength(300_000);
   });
 });
 
@@ -67,11 +78,11 @@ describe("HTML nesting", () => {
   });
 
   it.each([
-    ["<pre>", "<pre>"],
-    ["<ul><li>x", "<ul><li>x"],
-    ["<blockquote>", "<blockquote>"],
-  ])("%j nested 100,000 deep is read as text", (unit) => {
-    const reply = `${unit.repeat(100_000)}end`;
+    ["<pre>", 100_000],
+    ["<blockquote>", 100_000],
+    ["<ul><li>x", 200_000], // 60 s before
+  ])("%j nested %i deep is read as text", (unit, depth) => {
+    const reply = `${unit.repeat(depth)}end`;
     const plain = withoutWhitespace(visible(reply, "slack"));
     expect(plain.endsWith("end")).toBe(true);
     expect(plain).not.toContain("<");
@@ -96,15 +107,15 @@ describe("HTML nesting", () => {
 });
 
 describe("splitting", () => {
-  it("16 million characters without a blank line split into parts (a backward search per part ran to the start)", () => {
-    const text = "a\n".repeat(8_000_000);
+  it("32 million characters without a blank line split into parts (a backward search per part ran to the start)", () => {
+    const text = "a\n".repeat(16_000_000);
     const parts = splitRuns([{ text, marks: [] }], {
       limit: 4096,
       markup: telegramDialect,
       plain: plainDialect,
       countsMarkup: false,
     });
-    expect(parts.length).toBeGreaterThan(3900);
+    expect(parts.length).toBeGreaterThan(7800);
     expect(parts.every((part) => part.plain.length <= 4096)).toBe(true);
     expect(parts.map((part) => part.plain).join("\n")).toBe(text.trimEnd());
   });
