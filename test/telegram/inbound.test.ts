@@ -339,9 +339,9 @@ describe("hostile shapes", () => {
     expect(problem!.length).toBeLessThan(300);
   });
 
-  it("20,000 mention entities spanning a 400,000-character text are parsed (was entities × length)", () => {
+  it("40,000 mention entities spanning a 400,000-character text are parsed (20,000 took 32 s: entities × length)", () => {
     const text = `@acme_support_bot ${"a".repeat(400_000)}`;
-    const spanning = Array.from({ length: 20_000 }, () => ({
+    const spanning = Array.from({ length: 40_000 }, () => ({
       type: "mention" as const,
       offset: 0,
       length: text.length,
