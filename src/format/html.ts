@@ -79,17 +79,37 @@ interface Frame {
   finish?: () => void;
 }
 
+/**
+ * Past this nesting the reply is read as text without its tags. htmlparser2 keeps its open elements in an
+ * array it `unshift`s on every open tag and searches on every close tag, so each tag costs the current
+ * depth: "<b>" × 40,000 took seconds. No real reply nests anywhere near this deep.
+ */
+const MAX_PARSED_NESTING = 256;
+
 export function parseHtml(html: string): Node[] {
+  return parseTree(nestingExceeds(html, MAX_PARSED_NESTING) ? withoutTags(html) : html);
+}
+
+function parseTree(html: string): Node[] {
   const root: Node[] = [];
   const stack: Frame[] = [{ tag: "", children: root }];
   const top = () => stack[stack.length - 1]!;
+  /**
+   * How many frames of each tag are open: a close tag nothing matches is dropped without searching the
+   * stack ("<b>" × n then "</i>" × n searched n frames n times).
+   */
+  const open = new Map<string, number>();
+  const push = (frame: Frame) => {
+    stack.push(frame);
+    open.set(frame.tag, (open.get(frame.tag) ?? 0) + 1);
+  };
 
   const parser = new Parser(
     {
       onopentag(tag, attributes) {
         // Deeper elements are flattened into their ancestor, so hostile nesting cannot exhaust the stack.
         const tooDeep = stack.length > MAX_NESTING && !top().collector;
-        stack.push(tooDeep ? transparent(tag, top()) : openFrame(tag, attributes, top()));
+        push(tooDeep ? transparent(tag, top()) : openFrame(tag, attributes, top()));
       },
       ontext(text) {
         const frame = top();
@@ -97,10 +117,12 @@ export function parseHtml(html: string): Node[] {
         else appendText(frame, text);
       },
       onclosetag(tag) {
+        if (!open.get(tag)) return;
+        // Every frame searched past is popped below: the search costs no more than the pushes did.
         const index = stack.findLastIndex((frame) => frame.tag === tag);
-        if (index <= 0) return;
         while (stack.length > index) {
           const frame = stack.pop()!;
+          open.set(frame.tag, open.get(frame.tag)! - 1);
           frame.finish?.();
         }
       },
@@ -110,6 +132,99 @@ export function parseHtml(html: string): Node[] {
   parser.write(html);
   parser.end();
   return root;
+}
+
+/** Void elements never stay open (htmlparser2's list). */
+const VOID_TAGS = new Set(
+  "area base basefont br col command embed frame hr img input isindex keygen link meta param source track wbr".split(
+    " ",
+  ),
+);
+const PARAGRAPH_CLOSERS = [
+  ..."address article aside blockquote details div dl fieldset figcaption figure footer form header hr main nav ol pre section table ul".split(
+    " ",
+  ),
+  ..."h1 h2 h3 h4 h5 h6".split(" "),
+];
+/**
+ * Open tags that close the element on top of the stack, a subset of what htmlparser2 closes (so the depth
+ * counted below is never less than htmlparser2's): sloppy "<li>a<li>b" and "<p>a<p>b" stay flat.
+ */
+const IMPLIED_CLOSES = new Map<string, readonly string[]>([
+  ["li", ["li"]],
+  ["p", ["p"]],
+  ["a", ["a"]],
+  ["option", ["option"]],
+  ["optgroup", ["optgroup", "option"]],
+  ["dd", ["dd", "dt"]],
+  ["dt", ["dd", "dt"]],
+  ["tr", ["tr", "th", "td"]],
+  ["th", ["th"]],
+  ["td", ["th", "td"]],
+  ["rt", ["rt", "rp"]],
+  ["rp", ["rt", "rp"]],
+  ...PARAGRAPH_CLOSERS.map((tag) => [tag, ["p"]] as const),
+]);
+
+const isLetter = (code: number) => (code | 0x20) >= 0x61 && (code | 0x20) <= 0x7a;
+/** What htmlparser2 reads as a tag name: up to whitespace, "/" or ">". */
+const endsTagName = (code: number) => code <= 0x20 || code === 0x2f || code === 0x3e || Number.isNaN(code);
+
+/**
+ * Whether the open elements ever exceed `limit`: one linear pass that follows open and close tags the way
+ * htmlparser2 does (a close tag pops everything above its element; one nothing matches is dropped), and
+ * counts a little high rather than low (it does not know raw-text elements or every implied close).
+ */
+function nestingExceeds(html: string, limit: number): boolean {
+  const stack: string[] = [];
+  const open = new Map<string, number>();
+  const pop = () => {
+    const tag = stack.pop()!;
+    open.set(tag, open.get(tag)! - 1);
+  };
+  for (let at = html.indexOf("<"); at >= 0; ) {
+    const closing = html.charCodeAt(at + 1) === 0x2f;
+    const start = at + (closing ? 2 : 1);
+    let end = start;
+    while (!endsTagName(html.charCodeAt(end))) end++;
+    if (end > start && isLetter(html.charCodeAt(start))) {
+      const tag = html.slice(start, end).toLowerCase();
+      if (closing) {
+        if (open.get(tag)) while (stack.length > 0 && stack.at(-1) !== tag) pop();
+        if (open.get(tag)) pop();
+      } else {
+        const closes = IMPLIED_CLOSES.get(tag);
+        while (closes && stack.length > 0 && closes.includes(stack.at(-1)!)) pop();
+        if (!VOID_TAGS.has(tag)) {
+          stack.push(tag);
+          open.set(tag, (open.get(tag) ?? 0) + 1);
+          if (stack.length > limit) return true;
+        }
+      }
+    }
+    at = html.indexOf("<", Math.max(end, at + 1));
+  }
+  return false;
+}
+
+/**
+ * The reply's text without its tags, for htmlparser2 to decode entities in: each tag becomes a space, and
+ * a "<" without a ">" after it is escaped. Linear: each search starts where the previous tag ended.
+ */
+function withoutTags(html: string): string {
+  let out = "";
+  let cursor = 0;
+  for (let at = html.indexOf("<"); at >= 0; at = html.indexOf("<", cursor)) {
+    const closer = html.indexOf(">", at);
+    out += html.slice(cursor, at);
+    if (closer < 0) {
+      cursor = at;
+      break;
+    }
+    out += " ";
+    cursor = closer + 1;
+  }
+  return `${out}${html.slice(cursor)}`.replaceAll("<", "&lt;");
 }
 
 function openFrame(tag: string, attributes: Record<string, string>, parent: Frame): Frame {

@@ -110,9 +110,9 @@ class Splitter {
    */
   private bestBoundary(start: number, end: number): number {
     const half = start + (end - start) / 2;
-    const paragraph = this.text.lastIndexOf("\n\n", end);
+    const paragraph = this.lastIndexAfter("\n\n", end, half);
     if (paragraph > half) return paragraph;
-    const line = this.text.lastIndexOf("\n", end);
+    const line = this.lastIndexAfter("\n", end, half);
     if (line > half) return line;
     let sentence = -1;
     let word = -1;
@@ -124,6 +124,17 @@ class Splitter {
     if (sentence > half) return sentence;
     if (word > start) return word;
     return this.surrogateSafe(end);
+  }
+
+  /**
+   * The last `needle` at or before `end` and after `floor`, else -1. lastIndexOf alone searches back to the
+   * start of the whole reply when the part has none, once per part: quadratic in a long reply without
+   * blank lines.
+   */
+  private lastIndexAfter(needle: string, end: number, floor: number): number {
+    const window = this.text.slice(Math.floor(floor), end + needle.length);
+    const at = window.lastIndexOf(needle);
+    return at < 0 ? -1 : Math.floor(floor) + at;
   }
 
   /** Whether only a list bullet or number precedes `offset` on its line (never leave a bullet alone). */

@@ -428,7 +428,16 @@ export class WorkerPool implements Handoff {
           log,
         );
       default:
-        return this.askQuickchat(row, tenant, adapter, target, row.text ?? "", row.convId ?? undefined, log);
+        // Empty text: the user only called the bot (a bare mention), answered like a greeting.
+        return this.askQuickchat(
+          row,
+          tenant,
+          adapter,
+          target,
+          row.text || tenant.texts.greeting,
+          row.convId ?? undefined,
+          log,
+        );
     }
   }
 

@@ -281,6 +281,18 @@ export const slackPayloads = {
       channel_type: "im",
     }),
 
+  /** Slackbot's notice in a DM (recorded traffic): `user: "USLACKBOT"`, no `bot_id`, no subtype. */
+  slackbotNotice: (f: { team: string; channel: string; text: string; ts: string }) =>
+    envelope(f.team, {
+      type: "message",
+      text: f.text,
+      user: "USLACKBOT",
+      channel: f.channel,
+      ts: f.ts,
+      event_ts: f.ts,
+      channel_type: "im",
+    }),
+
   /** A classic integration's message: `subtype: "bot_message"`, `bot_id`, `username`, no user. */
   legacyBotMessage: (f: { team: string; channel: string; botId: string; text: string; ts: string }) =>
     envelope(f.team, {

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { inboundMessages } from "../../src/db/schema.js";
 import { QuickchatFake } from "../fakes/quickchat.js";
 import { type RunningFake, startFake } from "../fakes/server.js";
 import {
@@ -237,6 +238,35 @@ describe("Slack conversations", () => {
 
     expect(quickchat.calls.map((c) => c.body.text)).toEqual(["the only real one"]);
     expect(slack.posted).toHaveLength(1);
+  });
+
+  it("ignores Slackbot's notices in the bot's DM; answers a bare mention with the greeting (issue 24)", async () => {
+    await deliverOk(
+      slackPayloads.slackbotNotice({
+        team: TEAM,
+        channel: DM,
+        text: "You have been removed from #sales by <@U0ADMIN>",
+        ts: "1700000007.000100",
+      }),
+    );
+    const root = "1700000007.000200";
+    await deliverOk(slackPayloads.appMention(inChannel({ text: "<@U0BOT>", ts: root })));
+    await posted(1);
+
+    // The default greeting, as for a bare Telegram /start, but in the mention's thread, not a new conversation.
+    expect(quickchat.calls.map((c) => c.body.text)).toEqual(["Hello!"]);
+    expect(slack.posted).toEqual([
+      expect.objectContaining({ channel: CHANNEL, threadTs: root, text: "You said: *Hello!*" }),
+    ]);
+    const rows = await bridge.database.db.select().from(inboundMessages);
+    expect(rows.map((row) => row.dedupeKey)).toEqual([`${TEAM}:${CHANNEL}:${root}`]);
+  });
+
+  it("handles a mention after 250,000 NBSPs: acknowledged, stored and answered (160,000 took 24 s to scan)", async () => {
+    const text = `${"\u00a0".repeat(250_000)}x<@U0BOT>`;
+    await deliverOk(slackPayloads.channelMessage(inChannel({ text, ts: "1700000008.000100" })));
+    await posted(1);
+    expect(quickchat.calls.map((c) => c.body.text)).toEqual(["x"]);
   });
 
   it("shows the thinking status in an assistant thread and replies in that thread", async () => {

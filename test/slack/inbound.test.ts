@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   decodeSlackPayload,
@@ -181,6 +182,31 @@ describe("parseSlackEvent: what counts", () => {
     expect(message(payload)).toMatchObject({ kind: "reset", text: "/reset" });
   });
 
+  it("answers a bare mention like a greeting: empty text, in the mention's thread (as Telegram does)", () => {
+    const result = message(
+      slackPayloads.appMention({
+        team: TEAM,
+        channel: CHANNEL,
+        user: USER,
+        text: "  <@U0BOT|bridge>  ",
+        ts: "9.11",
+      }),
+    );
+    expect(result).toMatchObject({ kind: "text", text: "", threadKey: `${TEAM}:${CHANNEL}:9.11` });
+    expect(
+      message(slackPayloads.dm({ team: TEAM, channel: DM, user: USER, text: "<@U0BOT>", ts: "9.12" })),
+    ).toMatchObject({
+      kind: "text",
+      text: "",
+    });
+  });
+
+  it("answers a /me action: a person writing", () => {
+    const payload = slackPayloads.dm({ team: TEAM, channel: DM, user: USER, text: "waves", ts: "9.13" });
+    (payload.event as Record<string, unknown>).subtype = "me_message";
+    expect(message(payload)).toMatchObject({ kind: "text", text: "waves" });
+  });
+
   it("answers an upload without a comment with the unsupported text, and reads a commented one", () => {
     const bare = slackPayloads.fileShare({ team: TEAM, channel: DM, user: USER, text: "", ts: "8.1" });
     expect(message(bare)).toMatchObject({ kind: "unsupported", text: "" });
@@ -271,15 +297,46 @@ describe("parseSlackEvent: what is ignored", () => {
       /event assistant_thread_started/,
     ],
     [
-      "a bare mention",
-      slackPayloads.appMention({
-        team: TEAM,
-        channel: CHANNEL,
-        user: USER,
-        text: "  <@U0BOT>  ",
-        ts: "9.11",
-      }),
+      "an empty DM",
+      slackPayloads.dm({ team: TEAM, channel: DM, user: USER, text: "  ", ts: "9.11" }),
       /empty message/,
+    ],
+    [
+      "Slackbot's notice in the bot's DM (USLACKBOT, no bot_id)",
+      slackPayloads.slackbotNotice({
+        team: TEAM,
+        channel: DM,
+        text: "You have been removed from #sales by <@U0ADMIN>",
+        ts: "9.14",
+      }),
+      /Slackbot/,
+    ],
+    [
+      "an app's message with bot_profile but no bot_id",
+      (() => {
+        const payload = slackPayloads.botMessage({
+          team: TEAM,
+          channel: DM,
+          botId: "B0OTHER",
+          botUserId: "U0OTHER",
+          text: "beep",
+          ts: "9.15",
+        });
+        delete (payload.event as { bot_id?: string }).bot_id;
+        return payload;
+      })(),
+      /bot message/,
+    ],
+    [
+      "a Workflow Builder post (bot_message)",
+      slackPayloads.legacyBotMessage({
+        team: TEAM,
+        channel: DM,
+        botId: "B0WORKFLOW",
+        text: "Form sent",
+        ts: "9.16",
+      }),
+      /subtype bot_message/,
     ],
     [
       "a message without a channel",
@@ -322,6 +379,52 @@ describe("parseSlackEvent: what is ignored", () => {
   });
 });
 
+/** Issue 24: the mention scan is linear (a regex with a leading \\s* was quadratic on long runs of spaces). */
+describe("hostile shapes", () => {
+  it("250,000 NBSPs before a mention are parsed (160,000 took 24 s before)", () => {
+    const text = `${"\u00a0".repeat(250_000)}x<@U0BOT>`;
+    const result = message(
+      slackPayloads.channelMessage({ team: TEAM, channel: CHANNEL, user: USER, text, ts: "8.1" }),
+    );
+    expect(result.text).toBe("x");
+  });
+
+  it("100,000 unclosed `<@BOT|` labels are parsed", () => {
+    const text = `hi ${"<@U0BOT|".repeat(100_000)}`;
+    expect(stripMention(text, "U0BOT")).toBe(text.trim());
+  });
+
+  it("strips exactly what the former regular expression stripped (small inputs)", () => {
+    const reference = (text: string) => text.replace(/\s*<@U0BOT(?:\|[^>]*)?>\s*/g, " ").trim();
+    const token = fc.constantFrom(
+      "<@U0BOT>",
+      "<@U0BOT|bridge>",
+      "<@U0BOT|",
+      "<@U0BOTX>",
+      "<@U0",
+      " ",
+      "\u00a0",
+      "\n",
+      "a",
+      ">",
+      "|",
+      "<",
+    );
+    fc.assert(
+      fc.property(fc.array(token, { maxLength: 24 }), (tokens) => {
+        const text = tokens.join("");
+        expect(stripMention(text, "U0BOT")).toBe(reference(text));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("100,000 mentions separated by spaces are stripped", () => {
+    const text = `${"<@U0BOT>  ".repeat(100_000)}hi`;
+    expect(stripMention(text, "U0BOT")).toBe("hi");
+  });
+});
+
 describe("text clean-up", () => {
   it.each([
     ["<@U0BOT> hi", "hi"],
@@ -331,6 +434,11 @@ describe("text clean-up", () => {
     ["<@U0BOT>\n\nline", "line"],
     ["<@U0OTHER> stays", "<@U0OTHER> stays"],
     ["<@U0BOT><@U0BOT> twice", "twice"],
+    ["a<@U0BOT>b", "a b"],
+    ["<@U0BOTX> another user", "<@U0BOTX> another user"],
+    ["<@U0BOT|no end", "<@U0BOT|no end"],
+    ["<@U0BOT|a<@U0BOT> x", "x"],
+    ["\u00a0<@U0BOT>\u00a0hi\u00a0", "hi"],
   ])("stripMention(%j) = %j", (text, expected) => {
     expect(stripMention(text, "U0BOT")).toBe(expected);
   });

@@ -17,14 +17,20 @@ import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js
 import { checkTelegramHtml } from "../support/telegram-html.js";
 import {
   ALICE,
+  album,
+  automaticForward,
   BOB,
   BOT,
   botMessage,
+  CHANNEL,
+  deeplyNestedReplyBody,
   FORUM,
   GROUP,
   messageUpdate,
+  onBehalfOf,
   photoMessage,
   privateChat,
+  SUPERGROUP,
   stickerMessage,
   textMessage,
   topicRoot,
@@ -188,6 +194,55 @@ describe("private chats", () => {
     await sentCount(4);
     expect(quickchat.calls[2]?.body.text).toBe("Hello!");
     expect(quickchat.calls[2]?.body.conv_id).toBeUndefined();
+  });
+});
+
+describe("payloads from real traffic (issue 24)", () => {
+  it("an update whose reply_to_message chain is 12,000 deep is answered 200, stored and replied to", async () => {
+    const response = await fetch(`${bridge.url}/webhooks/acme/telegram`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET },
+      body: deeplyNestedReplyBody(ALICE, "deep question", 12_000),
+    });
+    expect(response.status).toBe(200);
+    await sentCount(1);
+    expect(quickchat.calls.map((c) => c.body.text)).toEqual(["deep question"]);
+  });
+
+  it("a caption-less album gets one unsupported answer; an automatic forward of a channel post none", async () => {
+    const photos = album(dm, [undefined, undefined, undefined]);
+    for (const photo of photos) await deliverOk(messageUpdate(photo));
+    await deliverOk(
+      messageUpdate(automaticForward("Release notes, ask @acme_support_bot", SUPERGROUP, CHANNEL)),
+    );
+    await deliverOk(messageUpdate(textMessage("after the album", dm)));
+    await sentCount(2);
+    await settle();
+    expect(sent().map((c) => c.params.text)).toEqual([
+      TEXTS.unsupported,
+      "You said: <b>after the album</b>\nAnything else?",
+    ]);
+    expect(quickchat.calls.map((c) => c.body.text)).toEqual(["after the album"]);
+  });
+
+  it("a group message that is only the bot's mention is answered with the greeting, in the same conversation", async () => {
+    await deliverOk(messageUpdate(textMessage("@acme_support_bot hi", { chat: GROUP })));
+    await sentCount(1);
+    await deliverOk(messageUpdate(textMessage("@acme_support_bot", { chat: GROUP })));
+    await sentCount(2);
+    expect(quickchat.calls.map((c) => [c.body.text, c.body.conv_id])).toEqual([
+      ["hi", undefined],
+      ["Hello!", "conv-1"],
+    ]);
+  });
+
+  it("an anonymous admin's mention is answered", async () => {
+    await deliverOk(messageUpdate(onBehalfOf("@acme_support_bot rules?", SUPERGROUP, SUPERGROUP, "Mod")));
+    await sentCount(1);
+    expect(quickchat.calls[0]?.body).toMatchObject({
+      text: "rules?",
+      client_metadata: { channel_user_id: String(SUPERGROUP.id), user_name: "Mod" },
+    });
   });
 });
 

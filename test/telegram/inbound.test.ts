@@ -4,12 +4,15 @@ import { needsBotIdentity, parseUpdate, updateProblem } from "../../src/channels
 import type { InboundMessage, ParseResult } from "../../src/channels/types.js";
 import {
   ALICE,
+  album,
+  automaticForward,
   BOB,
   BOT,
   botMessage,
   CHANNEL,
   callbackQueryUpdate,
   channelPostUpdate,
+  deeplyNestedReplyBody,
   editedMessageUpdate,
   FORUM,
   GROUP,
@@ -18,11 +21,13 @@ import {
   myChatMemberUpdate,
   newMembersMessage,
   OTHER_BOT,
+  onBehalfOf,
   photoMessage,
   privateChat,
   reactionUpdate,
   SUPERGROUP,
   stickerMessage,
+  TELEGRAM_SERVICE,
   textMessage,
   textWithEntities,
   topicRoot,
@@ -118,7 +123,9 @@ describe("groups: only messages addressed to the bot", () => {
       ),
       "Support, any news?",
     ],
-    ["a message that is only the mention", textMessage("@acme_support_bot", inGroup), "@acme_support_bot"],
+    // The user calls the bot: empty text, which the relay answers with the tenant's greeting (as on Slack).
+    ["a message that is only the mention", textMessage("@acme_support_bot", inGroup), ""],
+    ["a message that is only the mention and punctuation", textMessage("@acme_support_bot!", inGroup), ""],
     [
       "a reply to the bot",
       textMessage("and on Sundays?", { ...inGroup, replyTo: botMessage("9 to 5", GROUP) }),
@@ -168,7 +175,7 @@ describe("groups: only messages addressed to the bot", () => {
       textMessage("@acme_support_bot ping", { chat: GROUP, from: OTHER_BOT }),
     ],
     [
-      "an anonymous admin",
+      "GroupAnonymousBot without a sender_chat (not a shape Telegram sends: a bot like any other)",
       textMessage("@acme_support_bot hi", { chat: SUPERGROUP, from: GROUP_ANONYMOUS_BOT }),
     ],
     ["new members joining", newMembersMessage(GROUP, [BOB])],
@@ -239,6 +246,109 @@ describe("forum topics", () => {
     const result = accepted(parseMessage(textMessage("@acme_support_bot hi", { chat: FORUM })));
     expect(result.threadKey).toBe(String(FORUM.id));
     expect(result.route).not.toHaveProperty("message_thread_id");
+  });
+});
+
+/** Issue 24: system senders are not people, and people writing on behalf of a chat are. */
+describe("who is a person", () => {
+  const LINKED_CHANNEL = CHANNEL;
+
+  it("an automatic forward of the linked channel's post into the group is a channel post: ignored", () => {
+    const forward = automaticForward(
+      "New release! Ask @acme_support_bot about it",
+      SUPERGROUP,
+      LINKED_CHANNEL,
+    );
+    expect(parseMessage(forward)).toEqual({ type: "ignored", reason: "automatic forward of a channel post" });
+  });
+
+  it("the service user 777000 is not a person, even without is_automatic_forward", () => {
+    const notice = textMessage("Login code: 12345", { chat: privateChat(ALICE), from: TELEGRAM_SERVICE });
+    expect(parseMessage(notice)).toEqual({ type: "ignored", reason: "Telegram service message" });
+  });
+
+  it("an anonymous admin is a person: answered, the group as the sender, named by the signature", () => {
+    const signed = accepted(
+      parseMessage(onBehalfOf("@acme_support_bot what are the rules?", SUPERGROUP, SUPERGROUP, "Moderator")),
+    );
+    expect(signed).toMatchObject({
+      kind: "text",
+      text: "what are the rules?",
+      sender: { id: String(SUPERGROUP.id), name: "Moderator" },
+      threadKey: String(SUPERGROUP.id),
+    });
+    const unsigned = accepted(parseMessage(onBehalfOf("@acme_support_bot hi", SUPERGROUP, SUPERGROUP)));
+    expect(unsigned.sender).toEqual({ id: String(SUPERGROUP.id), name: SUPERGROUP.title });
+  });
+
+  it("a user posting in a group as their channel is a person, and still has to address the bot", () => {
+    const addressed = onBehalfOf("@acme_support_bot do you ship abroad?", SUPERGROUP, LINKED_CHANNEL);
+    expect(accepted(parseMessage(addressed))).toMatchObject({
+      text: "do you ship abroad?",
+      sender: { id: String(LINKED_CHANNEL.id), name: LINKED_CHANNEL.title },
+    });
+    const chatter = onBehalfOf("good morning everyone", SUPERGROUP, LINKED_CHANNEL);
+    expect(parseMessage(chatter)).toEqual({
+      type: "ignored",
+      reason: "group message not addressed to the bot",
+    });
+  });
+
+  it("other bots are never answered, in a private chat either", () => {
+    const bot = textMessage("ping", { chat: privateChat(ALICE), from: OTHER_BOT });
+    expect(parseMessage(bot)).toEqual({ type: "ignored", reason: "message from a bot" });
+  });
+});
+
+describe("albums", () => {
+  const keys = (messages: Message[]) => messages.map((m) => accepted(parseMessage(m)));
+
+  it("the caption-less items of an album share one dedupe key: one unsupported answer per album", () => {
+    const parsed = keys(album(dm, [undefined, undefined, undefined]));
+    expect(parsed.map((m) => m.kind)).toEqual(["unsupported", "unsupported", "unsupported"]);
+    expect(new Set(parsed.map((m) => m.dedupeKey)).size).toBe(1);
+    const other = keys(album(dm, [undefined]))[0]!;
+    expect(other.dedupeKey).not.toBe(parsed[0]!.dedupeKey);
+  });
+
+  it("an item with a caption is answered by its caption, under a key of its own", () => {
+    const [captioned, bare] = keys(album(dm, ["Which one fits my desk?", undefined]));
+    expect(captioned).toMatchObject({ kind: "text", text: "Which one fits my desk?" });
+    expect(bare).toMatchObject({ kind: "unsupported" });
+    expect(captioned!.dedupeKey).not.toBe(bare!.dedupeKey);
+  });
+
+  it("a single photo keeps its own message key", () => {
+    const photo = photoMessage(dm);
+    expect(accepted(parseMessage(photo)).dedupeKey).toBe(`${ALICE.id}:${photo.message_id}`);
+  });
+});
+
+/** Issue 24: cost stays linear in what a user controls (these sizes were catastrophic before). */
+describe("hostile shapes", () => {
+  it("a reply_to_message chain 12,000 deep is a valid update and parsed as the outer message", () => {
+    const update = JSON.parse(deeplyNestedReplyBody(ALICE, "deep question", 12_000));
+    expect(updateProblem(update)).toBeUndefined();
+    expect(accepted(parse(update))).toMatchObject({ kind: "text", text: "deep question" });
+  });
+
+  it("a malformed level deep in the chain is still a 400 problem, with a bounded path", () => {
+    const body = deeplyNestedReplyBody(ALICE, "x", 5_000).replace('"text":"first"', '"text":42');
+    const problem = updateProblem(JSON.parse(body));
+    expect(problem).toMatch(/reply_to_message.*\.text is not a string$/);
+    expect(problem!.length).toBeLessThan(300);
+  });
+
+  it("40,000 mention entities spanning a 400,000-character text are parsed (20,000 took 32 s: entities × length)", () => {
+    const text = `@acme_support_bot ${"a".repeat(400_000)}`;
+    const spanning = Array.from({ length: 40_000 }, () => ({
+      type: "mention" as const,
+      offset: 0,
+      length: text.length,
+    }));
+    const entities = [{ type: "mention" as const, offset: 0, length: 17 }, ...spanning];
+    const result = accepted(parseMessage(textWithEntities(text, entities, inGroup)));
+    expect(result).toMatchObject({ kind: "text", text: text.slice(18) });
   });
 });
 

@@ -46,6 +46,17 @@ export const GROUP_ANONYMOUS_BOT: User = {
   username: "GroupAnonymousBot",
 };
 
+/** The sender Telegram shows for a user posting in a group as their channel. */
+export const CHANNEL_BOT: User = {
+  id: 136_817_688,
+  is_bot: true,
+  first_name: "Channel",
+  username: "Channel_Bot",
+};
+
+/** Telegram's service account: the sender of a linked channel's posts forwarded into its discussion group. */
+export const TELEGRAM_SERVICE: User = { id: 777_000, is_bot: false, first_name: "Telegram" };
+
 export const privateChat = (user: User): Chat.PrivateChat => ({
   id: user.id,
   type: "private",
@@ -191,6 +202,39 @@ export function topicRoot(chat: Chat, name = "Billing", creator: User = ALICE): 
   } as Message;
 }
 
+/**
+ * A post of `channel` that Telegram copies into its linked discussion group (`is_automatic_forward`): sent by
+ * the service user 777000 on behalf of the channel, with the channel post as its forward origin.
+ */
+export function automaticForward(text: string, group: Chat, channel: Chat.ChannelChat): Message {
+  const postId = nextMessageId();
+  return {
+    ...textMessage(text, { chat: group, from: TELEGRAM_SERVICE }),
+    sender_chat: channel,
+    is_automatic_forward: true,
+    forward_origin: { type: "channel", chat: channel, message_id: postId, date: now() },
+  } as Message;
+}
+
+/**
+ * A message sent on behalf of a chat: the group's anonymous admin (`chat` itself, from GroupAnonymousBot,
+ * maybe with the admin's custom title as `author_signature`) or a user posting as their channel (Channel_Bot).
+ */
+export function onBehalfOf(text: string, chat: Chat, senderChat: Chat, signature?: string): Message {
+  const from = senderChat.id === chat.id ? GROUP_ANONYMOUS_BOT : CHANNEL_BOT;
+  return {
+    ...textMessage(text, { chat, from }),
+    sender_chat: senderChat,
+    ...(signature ? { author_signature: signature } : {}),
+  } as Message;
+}
+
+/** The items of an album: one message each, sharing `media_group_id`; `captions[i]` on item i when set. */
+export function album(options: MessageOptions, captions: (string | undefined)[]): Message[] {
+  const group = String(13_000_000_000_000_000 + nextMessageId());
+  return captions.map((caption) => ({ ...photoMessage({ ...options, caption }), media_group_id: group }));
+}
+
 export function newMembersMessage(chat: Chat, members: User[]): Message {
   return { ...baseMessage({ chat }), new_chat_members: members } as Message;
 }
@@ -249,3 +293,20 @@ export const reactionUpdate = (chat: Chat, user: User, messageId: number): Updat
     new_reaction: [{ type: "emoji", emoji: "👍" }],
   },
 });
+
+/**
+ * The raw body of a private-chat text update whose `reply_to_message` chain is `depth` levels deep, as a
+ * string: JSON.stringify itself recurses and overflows on such a value. About 80 bytes a level.
+ */
+export function deeplyNestedReplyBody(user: User, text: string, depth: number): string {
+  const chat = JSON.stringify(privateChat(user));
+  const from = JSON.stringify(user);
+  // Inner levels carry only what a message must have, so 12,000 of them fit the 1 MiB body limit.
+  const bare = `{"id":${user.id},"type":"private"}`;
+  const level = (id: number) => `{"message_id":${id},"chat":${bare},"reply_to_message":`;
+  const innermost = `{"message_id":1,"chat":${bare},"text":"first"}`;
+  const id = nextMessageId() + depth;
+  // The outer message (the one the user just sent) carries the text and the sender.
+  const outer = `{"message_id":${id + 1},"date":${now()},"chat":${chat},"from":${from},"text":${JSON.stringify(text)},"reply_to_message":`;
+  return `{"update_id":${++lastUpdateId},"message":${outer}${Array.from({ length: depth - 1 }, (_, i) => level(id - i)).join("")}${innermost}${"}".repeat(depth)}}`;
+}

@@ -29,6 +29,8 @@ export interface SlackEvent {
   channelType?: string;
   team?: string;
   hasFiles: boolean;
+  /** Apps' messages carry `bot_profile` (usually with `bot_id`). */
+  hasBotProfile: boolean;
 }
 
 export interface SlackEventEnvelope {
@@ -45,10 +47,20 @@ export type SlackPayload =
   | { type: "other"; payloadType: string };
 
 /**
- * Subtypes that are still a person writing: an upload with its comment, a thread reply also shown in the
- * channel. Every other subtype (edits, deletions, joins, bot_message...) is ignored.
+ * Who counts as a person (issue 24: real payloads). A message is answered only when a person wrote it:
+ * - no subtype, or a subtype that is still a person writing: an upload with its comment (`file_share`), a
+ *   thread reply also shown in the channel (`thread_broadcast`), a `/me` action (`me_message`);
+ * - every other subtype is not: edits, deletions, joins, topics, `bot_message` (classic integrations and
+ *   Workflow Builder), `assistant_app_thread`, `huddle_thread`, tombstones...;
+ * - an app's message is not, even without a subtype: it carries `bot_id` or `bot_profile` (the bot's own
+ *   messages included, which would otherwise loop);
+ * - Slackbot (`USLACKBOT`, no `bot_id`) is not: its notices ("You have been removed from #x", reminders,
+ *   email forwards) arrive in the bot's DM like a person's message, and nobody waits for an answer to them.
  */
-const USER_SUBTYPES = new Set(["file_share", "thread_broadcast"]);
+const USER_SUBTYPES = new Set(["file_share", "thread_broadcast", "me_message"]);
+
+/** Slack's own system user. */
+const SLACKBOT = "USLACKBOT";
 
 const RESET_COMMAND = "/reset";
 
@@ -88,7 +100,8 @@ export function parseSlackEvent(envelope: SlackEventEnvelope, bot: SlackIdentity
   if (event.subtype && !USER_SUBTYPES.has(event.subtype)) return ignored(`subtype ${event.subtype}`);
   if (event.hidden) return ignored("hidden message");
   if (event.user === bot.userId || (event.botId && event.botId === bot.botId)) return ignored("own message");
-  if (event.botId) return ignored("bot message");
+  if (event.botId || event.hasBotProfile) return ignored("bot message");
+  if (event.user === SLACKBOT) return ignored("Slackbot notice");
   // Slack Connect: the event's `team` is the author's workspace; the envelope's is the installation's.
   const team = envelope.teamId ?? event.team;
   const { user, channel, ts } = event;
@@ -97,12 +110,15 @@ export function parseSlackEvent(envelope: SlackEventEnvelope, bot: SlackIdentity
   const place = locate(event, { team, channel, ts }, bot);
   if (!place) return ignored("channel message without a mention outside a thread");
 
-  const text = slackToPlainText(stripMention(event.text, bot.userId));
-  if (!text && !event.hasFiles) return ignored("empty message");
+  const spans = mentionSpans(event.text, bot.userId);
+  const text = slackToPlainText(stripSpans(event.text, spans));
+  // Nothing but the bot's mention: the user is calling the bot, answered like a greeting (as on Telegram).
+  const calledOnly = !text && !event.hasFiles && spans.length > 0;
+  if (!text && !event.hasFiles && !calledOnly) return ignored("empty message");
   const message: InboundMessage = {
     ...place,
     dedupeKey: `${team}:${channel}:${ts}`,
-    kind: kindOf(text),
+    kind: calledOnly ? "text" : kindOf(text),
     text,
     sender: { id: user },
   };
@@ -128,7 +144,7 @@ function locate(
     };
   }
   // A mention (as app_mention, or as the `message` copy of it) starts or continues the thread at its root.
-  if (event.type === "app_mention" || mentions(event.text, bot.userId)) {
+  if (event.type === "app_mention" || mentionSpans(event.text, bot.userId, 1).length > 0) {
     const root = threadTs ?? ts;
     return {
       threadKey: `${team}:${channel}:${root}`,
@@ -151,19 +167,54 @@ function kindOf(text: string): InboundMessage["kind"] {
   return text.toLowerCase() === RESET_COMMAND ? "reset" : "text";
 }
 
-function mentionPattern(userId: string, flags: string): RegExp {
-  return new RegExp(`\\s*<@${escapeRegExp(userId)}(?:\\|[^>]*)?>\\s*`, flags);
+type Span = readonly [start: number, end: number];
+
+/**
+ * Where `<@BOT>` and `<@BOT|label>` occur, at most `limit` of them. A scan with indexOf rather than a regular
+ * expression: `\s*<@BOT>` tried at every offset of a long run of spaces is quadratic (160,000 NBSPs took 24 s).
+ * Each character is looked at a bounded number of times: the `>` that ends a `|label` is found once and
+ * reused by every later mention before it.
+ */
+function mentionSpans(text: string, userId: string, limit = Number.POSITIVE_INFINITY): Span[] {
+  const needle = `<@${userId}`;
+  const spans: Span[] = [];
+  let closer = -1;
+  for (let at = text.indexOf(needle); at >= 0 && spans.length < limit; ) {
+    const after = at + needle.length;
+    let end = -1;
+    if (text[after] === ">") end = after + 1;
+    else if (text[after] === "|") {
+      if (closer < after) closer = text.indexOf(">", after);
+      if (closer < 0) break; // no ">" left: no later mention can end either
+      end = closer + 1;
+    }
+    if (end > 0) spans.push([at, end]);
+    at = text.indexOf(needle, end > 0 ? end : at + 1);
+  }
+  return spans;
 }
 
-function mentions(text: string, userId: string): boolean {
-  // Most messages mention no one: skip building the pattern for them.
-  return text.includes(`<@${userId}`) && mentionPattern(userId, "").test(text);
+const isSpace = (char: string | undefined) => char !== undefined && /\s/.test(char);
+
+/** Each mention with the whitespace around it becomes one space (keeping the words apart); then trimmed. */
+function stripSpans(text: string, spans: readonly Span[]): string {
+  if (spans.length === 0) return text.trim();
+  let out = "";
+  let cursor = 0;
+  for (const [start, end] of spans) {
+    let from = start;
+    while (from > cursor && isSpace(text[from - 1])) from--;
+    let to = Math.max(end, cursor);
+    while (isSpace(text[to])) to++;
+    out += `${text.slice(cursor, from)} `;
+    cursor = to;
+  }
+  return (out + text.slice(cursor)).trim();
 }
 
 /** Removes `<@BOT>` (and `<@BOT|name>`) with the whitespace around it, keeping the words apart. */
 export function stripMention(text: string, userId: string): string {
-  if (!text.includes(`<@${userId}`)) return text.trim();
-  return text.replace(mentionPattern(userId, "g"), " ").trim();
+  return stripSpans(text, mentionSpans(text, userId));
 }
 
 /**
@@ -192,6 +243,7 @@ function readEvent(raw: Record<string, unknown>): SlackEvent {
     channelType: str(raw.channel_type),
     team: str(raw.team),
     hasFiles: Array.isArray(raw.files) && raw.files.length > 0,
+    hasBotProfile: isRecord(raw.bot_profile),
   };
 }
 
@@ -205,8 +257,4 @@ function str(value: unknown): string | undefined {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }

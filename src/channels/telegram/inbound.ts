@@ -42,8 +42,26 @@ const isEntityList = (value: unknown) =>
       (e) => isObject(e) && typeof e.type === "string" && isInteger(e.offset) && isInteger(e.length),
     ));
 
-/** Checks the fields the parser reads, so a malformed body is a 400 rather than a crash. */
-function messageProblem(message: unknown, name: string): string | undefined {
+/**
+ * Checks the fields the parser reads, so a malformed body is a 400 rather than a crash. A loop, not a
+ * recursion, down the `reply_to_message` chain: Telegram nests one level, but a body nested 12,000 deep
+ * overflowed the stack here and was answered 500.
+ */
+function messageProblem(first: unknown, firstName: string): string | undefined {
+  let message = first;
+  let name = firstName;
+  for (;;) {
+    const problem = ownFieldsProblem(message, name);
+    if (problem) return problem;
+    const reply = (message as Record<string, unknown>).reply_to_message;
+    if (reply === undefined) return undefined;
+    message = reply;
+    // The path grows with the depth: past the first levels it would make the error message quadratic.
+    name = name.length < 200 ? `${name}.reply_to_message` : name;
+  }
+}
+
+function ownFieldsProblem(message: unknown, name: string): string | undefined {
   if (!isObject(message)) return `${name} is not an object`;
   if (!isInteger(message.message_id)) return `${name}.message_id is not an integer`;
   if (!isObject(message.chat) || !isInteger(message.chat.id) || typeof message.chat.type !== "string") {
@@ -52,15 +70,18 @@ function messageProblem(message: unknown, name: string): string | undefined {
   if (message.from !== undefined && (!isObject(message.from) || !isInteger(message.from.id))) {
     return `${name}.from must have an integer id`;
   }
-  for (const field of ["text", "caption"] as const) {
+  if (
+    message.sender_chat !== undefined &&
+    (!isObject(message.sender_chat) || !isInteger(message.sender_chat.id))
+  ) {
+    return `${name}.sender_chat must have an integer id`;
+  }
+  for (const field of ["text", "caption", "media_group_id"] as const) {
     if (message[field] !== undefined && typeof message[field] !== "string")
       return `${name}.${field} is not a string`;
   }
   if (!isEntityList(message.entities) || !isEntityList(message.caption_entities)) {
     return `${name} has malformed entities`;
-  }
-  if (message.reply_to_message !== undefined) {
-    return messageProblem(message.reply_to_message, `${name}.reply_to_message`);
   }
   return undefined;
 }
@@ -90,8 +111,8 @@ export function parseUpdate(update: Update, bot?: BotIdentity): ParseResult {
     const kind = Object.keys(update).find((key) => key !== "update_id") ?? "empty";
     return ignored(`${kind} update`);
   }
-  // Also covers messages sent on behalf of a chat and automatic channel forwards: their `from` is a bot.
-  if (!message.from || message.from.is_bot) return ignored("message from a bot or a chat");
+  const sender = senderOf(message);
+  if (typeof sender === "string") return ignored(sender);
 
   const chatType = message.chat.type;
   if (chatType !== "private" && chatType !== "group" && chatType !== "supergroup") {
@@ -115,7 +136,7 @@ export function parseUpdate(update: Update, bot?: BotIdentity): ParseResult {
     if (!addressed) return ignored("group message not addressed to the bot");
   }
 
-  const base = messageBase(message, message.from, inGroup);
+  const base = messageBase(message, sender, inGroup);
   if (command?.name === "start")
     return { type: "message", message: { ...base, kind: "start", text: command.payload } };
   if (command?.name === "reset") return { type: "message", message: { ...base, kind: "reset", text: "" } };
@@ -123,7 +144,12 @@ export function parseUpdate(update: Update, bot?: BotIdentity): ParseResult {
   if (content === undefined) {
     const hasMedia = MEDIA_FIELDS.some((field) => message[field] !== undefined);
     if (!hasMedia) return ignored("service message");
-    return { type: "message", message: { ...base, kind: "unsupported", text: "" } };
+    // An album arrives as one message per item: its caption-less items share one key, so they get one
+    // `unsupported` answer between them. An item with a caption is answered by its caption, as a single
+    // captioned photo is (a key of its own: an album key would drop the caption when a bare item came first).
+    const album = message.media_group_id;
+    const dedupeKey = album ? `${message.chat.id}:album:${album}` : base.dedupeKey;
+    return { type: "message", message: { ...base, dedupeKey, kind: "unsupported", text: "" } };
   }
 
   const text = inGroup && bot ? withoutLeadingMention(content, botMentions(content, entities, bot)) : content;
@@ -151,25 +177,30 @@ function leadingCommand(content: string, entities: MessageEntity[]): Command | u
 
 const sameUsername = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
-/** Mentions of the bot, by @username or by a text mention of its user id. Offsets are UTF-16, as in JS strings. */
+/**
+ * Mentions of the bot, by @username or by a text mention of its user id. Offsets are UTF-16, as in JS strings.
+ * Only an entity as long as "@username" is compared: thousands of entities each spanning a long text would
+ * otherwise cost entities × length.
+ */
 function botMentions(content: string, entities: MessageEntity[], bot: BotIdentity): MessageEntity[] {
   return entities.filter(
     (e) =>
       (e.type === "mention" &&
+        e.length === bot.username.length + 1 &&
         sameUsername(content.slice(e.offset + 1, e.offset + e.length), bot.username)) ||
-      (e.type === "text_mention" && e.user.id === bot.id),
+      (e.type === "text_mention" && e.user?.id === bot.id),
   );
 }
 
 /**
  * "@bot, what are your hours?" reaches the agent as "what are your hours?". Mentions inside the sentence are
- * part of it and stay, and so does a message that is nothing but the mention.
+ * part of it and stay. A message that is nothing but the mention is the user calling the bot: empty text,
+ * which the relay answers like a greeting (the same as a bare mention on Slack).
  */
 function withoutLeadingMention(content: string, mentions: MessageEntity[]): string {
   const leading = mentions.find((e) => e.type === "mention" && e.offset === 0);
   if (!leading) return content;
-  const rest = content.slice(leading.length).replace(/^[\s,:;.!-]+/, "");
-  return rest === "" ? content : rest;
+  return content.slice(leading.length).replace(/^[\s,:;.!-]+/, "");
 }
 
 /**
@@ -185,10 +216,43 @@ function isReplyToBot(message: IncomingMessage, bot: BotIdentity): boolean {
   return !isTopicRoot;
 }
 
+/** Telegram's own account: it posts the automatic forwards of a linked channel into its discussion group. */
+const TELEGRAM_SERVICE_USER = 777_000;
+
+/**
+ * Who wrote the message, or why no person did (issue 24: real payloads):
+ * - `is_automatic_forward`: a post of the linked channel copied into its discussion group (`from` is the
+ *   service user 777000, `sender_chat` the channel). A channel post, ignored like channel posts elsewhere;
+ * - any other message from 777000: Telegram's own service notices;
+ * - `sender_chat` set otherwise: a person writing on behalf of a chat, the group's anonymous admin (`from` is
+ *   GroupAnonymousBot 1087968824, `sender_chat` the group) or a user posting as their channel (`from` is
+ *   Channel_Bot 136817688). `from` is a placeholder bot there, so the sender is the chat, named by the admin's
+ *   signature when there is one;
+ * - `from.is_bot`: another bot (or ours), never answered, so two bots cannot talk to each other forever;
+ * - no `from` at all: not a person (channel posts have none).
+ */
+function senderOf(message: IncomingMessage): InboundMessage["sender"] | string {
+  if (message.is_automatic_forward) return "automatic forward of a channel post";
+  const { from, sender_chat: chat } = message;
+  if (!from) return "message without a sender";
+  if (from.id === TELEGRAM_SERVICE_USER) return "Telegram service message";
+  if (chat) {
+    const name = message.author_signature || ("title" in chat ? chat.title : undefined);
+    return name ? { id: String(chat.id), name } : { id: String(chat.id) };
+  }
+  if (from.is_bot) return "message from a bot";
+  return personOf(from);
+}
+
+function personOf(from: User): InboundMessage["sender"] {
+  const name = [from.first_name, from.last_name].filter(Boolean).join(" ") || from.username;
+  return name ? { id: String(from.id), name } : { id: String(from.id) };
+}
+
 /** Thread, dedupe key, sender and route: the same for every kind of message. */
 function messageBase(
   message: IncomingMessage,
-  from: User,
+  sender: InboundMessage["sender"],
   inGroup: boolean,
 ): Omit<InboundMessage, "kind" | "text"> {
   const chatId = message.chat.id;
@@ -200,12 +264,11 @@ function messageBase(
   if (topic !== undefined) route.message_thread_id = topic;
   if (inGroup) route.reply_to_message_id = message.message_id;
 
-  const name = [from.first_name, from.last_name].filter(Boolean).join(" ") || from.username;
   return {
     threadKey: topic === undefined ? String(chatId) : `${chatId}:${topic}`,
     // A redelivered update carries the same message, so this also dedupes repeated update_ids.
     dedupeKey: `${chatId}:${message.message_id}`,
-    sender: name ? { id: String(from.id), name } : { id: String(from.id) },
+    sender,
     route,
   };
 }
