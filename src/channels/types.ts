@@ -8,7 +8,8 @@ export type Route = { [key: string]: string | number | boolean | null };
 
 /**
  * What the worker does with a message:
- * - `text`: ask Quickchat with `text`;
+ * - `text`: ask Quickchat with `text`, or with the tenant's greeting when `text` is empty (a bare mention of
+ *   the bot);
  * - `start`: start a new conversation, then ask Quickchat with `text` (the /start payload) or the greeting;
  * - `reset`: start a new conversation and answer with the tenant's `reset` text, without Quickchat;
  * - `unsupported`: answer with the tenant's `unsupported` text, without Quickchat (media without text).
