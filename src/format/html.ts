@@ -167,8 +167,12 @@ const IMPLIED_CLOSES = new Map<string, readonly string[]>([
 ]);
 
 const isLetter = (code: number) => (code | 0x20) >= 0x61 && (code | 0x20) <= 0x7a;
-/** What htmlparser2 reads as a tag name: up to whitespace, "/" or ">". */
-const endsTagName = (code: number) => code <= 0x20 || code === 0x2f || code === 0x3e || Number.isNaN(code);
+/**
+ * What htmlparser2 reads as a tag name: up to its whitespace (space, \t, \n, \f, \r), "/" or ">". Any other
+ * control character belongs to the name, so "<a\x0b>" is a tag of its own that nothing closes.
+ */
+const TAG_NAME_ENDS = new Set([0x20, 0x09, 0x0a, 0x0c, 0x0d, 0x2f, 0x3e]);
+const endsTagName = (code: number) => TAG_NAME_ENDS.has(code) || Number.isNaN(code);
 
 /**
  * Whether the open elements ever exceed `limit`: one linear pass that follows open and close tags the way

@@ -10,8 +10,8 @@ const SIGNATURE_HEADER = "X-Twilio-Signature";
 /** Base64 of a 20-byte HMAC-SHA1: 27 characters and one `=`. */
 const SIGNATURE_SHAPE = /^[A-Za-z0-9+/]{27}=$/;
 
-/** A Twilio message SID: `SM` (or `MM` with media) and 32 lowercase hex digits. */
-const MESSAGE_SID = /^(SM|MM)[0-9a-f]{32}$/;
+/** A Twilio message SID: `SM` (or `MM` with media) and 32 hex digits (lower case in practice). */
+const MESSAGE_SID = /^(SM|MM)[0-9a-fA-F]{32}$/;
 
 /**
  * The URL Twilio called, which its signature covers: the deployment's public URL + path + query when
