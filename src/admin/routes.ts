@@ -92,7 +92,7 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
   });
 
   app.post("/tenants", async (c) => {
-    const tenant = validate(tenantSchema, await jsonBody(c));
+    const tenant = validate(tenantSchema, keepUnchangedSecrets(await jsonBody(c), undefined));
     await tenants.create(tenant);
     return c.json(shown(tenant), 201);
   });
@@ -103,7 +103,8 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
     const id = c.req.param("id");
     const body = await jsonBody(c);
     const withId = body && typeof body === "object" ? { id, ...body } : body;
-    // A stored tenant this process cannot read can still be replaced, by a body that carries every secret.
+    // A stored tenant this process cannot read can still be replaced, by a body that carries every secret
+    // (masked values are refused: there is nothing here to keep).
     const stored = await tenants.get(id).catch((err: unknown) => {
       if (err instanceof TenantUnreadableError) return undefined;
       throw err;

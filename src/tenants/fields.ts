@@ -112,22 +112,36 @@ function destination(block: SecretBlock, config: unknown, storedConfig?: Json): 
  * For updates: a secret field that is omitted, or sent back masked as the API showed it, keeps its stored
  * value, so a client can GET, edit and PUT a tenant without knowing its secrets. Not when the block's
  * destination changes: the admin API must not be a way to send stored secrets to another host, so such a
- * request has to carry the block's secrets itself (422 naming each one missing).
+ * request has to carry the block's secrets itself (422 naming each one missing). Nor when nothing is stored
+ * (a new tenant, one this process cannot decrypt): a masked value is then refused, never stored.
  */
 export function keepUnchangedSecrets(input: unknown, stored: TenantConfig | undefined): unknown {
-  if (!stored || !input || typeof input !== "object") return input;
+  if (!input || typeof input !== "object") return input;
   // Shallow copies of the request and its blocks: a deep clone of an arbitrarily nested body can overflow
   // the stack, and only the blocks' own secret fields change.
   const merged: Blocks = { ...(input as Blocks) };
-  const previous = copy(stored);
+  const previous = stored ? copy(stored) : {};
   const missing: { message: string; code: string; path: string }[] = [];
   for (const [block, key] of SECRET_FIELDS) {
     if (merged[block] && typeof merged[block] === "object" && !Array.isArray(merged[block])) {
       merged[block] = { ...merged[block] };
     }
     const target = merged[block];
+    if (!target || typeof target !== "object" || Array.isArray(target)) continue;
     const old = previous[block]?.[key];
-    if (!target || typeof target !== "object" || Array.isArray(target) || typeof old !== "string") continue;
+    if (typeof old !== "string") {
+      // Nothing stored to keep (a new tenant, or one this process cannot decrypt): a masked value would be
+      // stored as the secret itself.
+      const sent = target[key];
+      if (typeof sent === "string" && MASKED.test(sent)) {
+        missing.push({
+          message: `${block}.${key}: a masked value cannot be kept, as no secret is known here; send the secret itself`,
+          code: "SECRET_REQUIRED",
+          path: `${block}.${key}`,
+        });
+      }
+      continue;
+    }
     const alternative = ALTERNATIVES[`${block}.${key}`];
     if (alternative && target[alternative] !== undefined && target[key] === undefined) continue;
     const sent = target[key];
@@ -148,7 +162,7 @@ export function keepUnchangedSecrets(input: unknown, stored: TenantConfig | unde
     throw new HttpError(
       422,
       "SECRET_REQUIRED",
-      "a destination changes: send its block's secrets again",
+      "send these secrets themselves: a stored one is not kept here",
       missing,
     );
   }

@@ -172,6 +172,15 @@ describe("tenants CRUD and secrets", () => {
     });
     const again = await admin.call("POST", "/tenants", fakes.tenantBody("acme"));
     expect(again.status).toBe(409);
+    // What the API shows cannot be posted back as a new tenant: a masked value is no secret.
+    const copied = await admin.call("POST", "/tenants", {
+      ...created.json,
+      id: "acme-copy",
+      source: undefined,
+    });
+    expect(copied.status).toBe(422);
+    expect(copied.json.errors.root[0]).toMatchObject({ code: "SECRET_REQUIRED" });
+    expect((await admin.call("GET", "/tenants/acme-copy")).status).toBe(404);
 
     const one = await admin.call("GET", "/tenants/acme");
     expect(one.status).toBe(200);

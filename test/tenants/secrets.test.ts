@@ -180,6 +180,19 @@ describe("secret fields", () => {
       expect(merged.quickchat.token).toBe(tenant.quickchat.token);
     });
   });
+
+  it("with nothing stored (a new tenant, one this process cannot decrypt), masked values are refused", () => {
+    try {
+      keepUnchangedSecrets(maskTenant(tenant), undefined);
+      expect.fail("accepted");
+    } catch (err) {
+      expect(err).toMatchObject({ status: 422, code: "SECRET_REQUIRED" });
+      expect((err as HttpError).details?.map((d) => d.path).sort()).toEqual(
+        ["quickchat.token", "telegram.bot_token", "telegram.webhook_secret"].sort(),
+      );
+    }
+    expect(keepUnchangedSecrets(tenant, undefined)).toEqual(tenant);
+  });
 });
 
 describe("tenant rows", () => {
