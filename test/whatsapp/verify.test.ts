@@ -115,6 +115,18 @@ describe("verifyTwilioSignature", () => {
     expect(verify(request(params, { signature, publicUrl: PUBLIC })).error).toBeUndefined();
   });
 
+  it("accepts a signature over the lower-case URL when PUBLIC_URL or the proxy spells it in capitals", () => {
+    const signature = signTwilioRequest(TOKEN, `${PUBLIC}${PATH}`, params);
+    expect(
+      verify(request(params, { signature, publicUrl: "https://Bridge.Example.COM" })).error,
+    ).toBeUndefined();
+    const proxied = request(params, {
+      signature,
+      headers: { "x-forwarded-proto": "HTTPS", "x-forwarded-host": "BRIDGE.example.com" },
+    });
+    expect(verify(proxied).error).toBeUndefined();
+  });
+
   it("rejects a signature for another URL with 403 and logs the URL it checked, never the secrets", () => {
     const signature = signTwilioRequest(TOKEN, `https://old-host.example.com${PATH}`, params);
     const { error, lines } = verify(request(params, { signature, publicUrl: PUBLIC }));

@@ -68,7 +68,7 @@ export function verifyTwilioSignature(
   const form = readTwilioForm(req);
   const { url } = twilioCalledUrl(req);
   const signed = signedParameters(form);
-  const matches = portVariants(url).some((candidate) =>
+  const matches = signedUrls(url).some((candidate) =>
     timingSafeEqual(
       createHmac("sha1", config.auth_token).update(candidate).update(signed).digest(),
       presented,
@@ -109,6 +109,20 @@ function signedParameters(form: TwilioForm): string {
     else for (const one of [...new Set(value)].sort()) parts.push(name, one);
   }
   return parts.join("");
+}
+
+/**
+ * The URLs Twilio may have signed: the called URL as configured, and, when `PUBLIC_URL` or a proxy header
+ * spells its scheme or host in capitals, as the URL parser writes it (lower case), as the SDK's validator
+ * also tries; each without and with a port. Two HMACs in the usual case, four at most.
+ */
+function signedUrls(url: string): string[] {
+  let normalized = url;
+  try {
+    normalized = new URL(url).href;
+  } catch {}
+  const asConfigured = portVariants(url);
+  return normalized === url ? asConfigured : [...asConfigured, ...portVariants(normalized)];
 }
 
 /**
