@@ -10,7 +10,7 @@ export interface TenantRegistry {
 
 /**
  * A stored tenant whose secrets this process cannot open (a key it does not have yet, mid-rotation). It
- * exists, so webhooks get 503 (the channel redelivers later) rather than 404, and messages wait, not fail.
+ * exists, so webhooks get 503 (Telegram and Slack redeliver) rather than 404, and messages wait, not fail.
  */
 export class TenantUnreadableError extends HttpError {
   constructor(id: string) {
