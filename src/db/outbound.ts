@@ -66,7 +66,7 @@ const storedProgress = sql.join(
 /**
  * A delivery report from the channel (Twilio status callback) for a part this tenant sent. Applied only
  * when it moves the part forward (see PROGRESS) and the part is not final; a final status (`failed`,
- * `undelivered`) ends any other. Returns the number of parts changed.
+ * `undelivered`, `canceled`) ends any other. Returns the number of parts changed.
  */
 export async function updatePartStatus(
   db: Db,

@@ -52,7 +52,8 @@ export function openSecrets(
   const sealed = JSON.parse(stored) as Record<string, unknown>;
   const secrets: Record<string, string> = {};
   for (const [block, value] of Object.entries(sealed)) {
-    if (!(block in DESTINATION_SETTINGS) || typeof value !== "string") throw new Error("malformed secrets");
+    if (!Object.hasOwn(DESTINATION_SETTINGS, block) || typeof value !== "string")
+      throw new Error("malformed secrets");
     const values = JSON.parse(box.open(associatedData(tenantId, block, settings), value)) as Record<
       string,
       string
