@@ -180,6 +180,10 @@ const endsTagName = (code: number) => TAG_NAME_ENDS.has(code) || Number.isNaN(co
  * counts a little high rather than low (it does not know raw-text elements or every implied close).
  */
 function nestingExceeds(html: string, limit: number): boolean {
+  // A reply with no more tags than the limit cannot nest past it: the usual reply skips the pass below.
+  let tags = 0;
+  for (let at = html.indexOf("<"); at >= 0 && tags <= limit; at = html.indexOf("<", at + 1)) tags++;
+  if (tags <= limit) return false;
   const stack: string[] = [];
   const open = new Map<string, number>();
   const pop = () => {
