@@ -24,6 +24,7 @@ export const FORMAT_SHAPES: Record<string, (size: number) => string> = {
   "``` then spaces, then ! (fence line)": (size) => `\`\`\`${" ".repeat(size - 4)}!`,
   "backtick runs of growing length, unclosed": backtickLadder,
   "<b> nested, never closed": (size) => fill("<b>", size),
+  "<a\\x0b> nested (a control character in the tag name)": (size) => fill("<a\u000b>", size),
   "<span> nested, then stray </x>": (size) => fill("<span>", size / 2) + fill("</x>", size / 2),
   "<b>x nested, then stray </i>": (size) => fill("<b>x", size / 2) + fill("</i>", size / 2),
   "<ul><li>x nested lists": (size) => fill("<ul><li>x", size),
