@@ -8,10 +8,10 @@
  */
 import { type ChildProcess, execSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import autocannon from "autocannon";
 import postgres from "postgres";
 import { Agent, request } from "undici";
@@ -725,6 +725,8 @@ async function main(): Promise<void> {
   execSync(`npx tsc -p tsconfig.build.json --outDir ${BUILD_DIR}`, { stdio: "inherit" });
   const fakes = await startFakes();
   const configPath = writeConfig(fakes);
+  // The config's temporary folder goes with the run, whichever way it ends.
+  process.on("exit", () => rmSync(dirname(configPath), { recursive: true, force: true }));
   if (process.argv[2] === "adversarial") {
     // `npm run bench -- adversarial`: that scenario alone, its table printed and kept in adversarial.json.
     try {
