@@ -3,7 +3,7 @@ import type { Socket } from "node:net";
 import type { HttpBindings } from "@hono/node-server";
 import { type Context, Hono, type MiddlewareHandler } from "hono";
 import { requestId } from "hono/request-id";
-import type { ChannelName, WebhookRequest } from "./channels/types.js";
+import type { AdapterMap, ChannelName, WebhookRequest } from "./channels/types.js";
 import type { Database } from "./db/client.js";
 import { ping } from "./db/client.js";
 import { type Handoff, InboxWriter } from "./db/inbox-writer.js";
@@ -12,7 +12,6 @@ import { updatePartStatus } from "./db/outbound.js";
 import { HttpError, notFound } from "./errors.js";
 import { errorFields, type Logger, stackFrames } from "./log.js";
 import type { Metrics } from "./metrics.js";
-import type { AdapterMap } from "./relay/worker.js";
 import type { TenantRegistry } from "./tenants/registry.js";
 
 export const MAX_BODY_BYTES = 1024 * 1024;

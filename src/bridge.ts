@@ -3,6 +3,7 @@ import { type ServerType, serve } from "@hono/node-server";
 import { createAdminRoutes } from "./admin/routes.js";
 import { createApp } from "./app.js";
 import { createAdapters } from "./channels/index.js";
+import type { AdapterMap } from "./channels/types.js";
 import { type AppConfig, tenantChannels } from "./config/index.js";
 import { type Database, openDatabase } from "./db/client.js";
 import { queueStats } from "./db/inbox.js";
@@ -10,8 +11,8 @@ import { migrate } from "./db/migrate.js";
 import type { Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createQuickchatClient, type QuickchatClient } from "./quickchat/client.js";
+import { WorkerPool } from "./relay/pool.js";
 import { startRetention } from "./relay/retention.js";
-import { type AdapterMap, WorkerPool } from "./relay/worker.js";
 import { loadSecretKeys, SecretBox } from "./tenants/secrets.js";
 import { TenantStore } from "./tenants/store.js";
 

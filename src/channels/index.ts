@@ -1,7 +1,6 @@
-import type { AdapterMap } from "../relay/worker.js";
 import { createSlackAdapter } from "./slack/index.js";
 import { createTelegramAdapter } from "./telegram/index.js";
-import type { AdapterDeps } from "./types.js";
+import type { AdapterDeps, AdapterMap } from "./types.js";
 import { createWhatsappAdapter } from "./whatsapp/index.js";
 
 /** The channel adapters the service serves, by channel name. */

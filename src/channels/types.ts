@@ -116,6 +116,9 @@ export interface ChannelAdapter<Cfg = unknown> {
   receiveStatus?(req: WebhookRequest, config: Cfg, tenant: TenantConfig): Promise<DeliveryStatus[]>;
 }
 
+/** The adapters of the channels a process serves, by channel name. */
+export type AdapterMap = Partial<Record<ChannelName, ChannelAdapter<unknown>>>;
+
 export interface AdapterDeps {
   log: import("../log.js").Logger;
 }

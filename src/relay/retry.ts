@@ -1,3 +1,5 @@
+import type { ClaimedMessage } from "../db/inbox.js";
+
 export interface BackoffPolicy {
   baseMs: number;
   maxMs: number;
@@ -16,4 +18,25 @@ export function backoffDelay(
   const exp = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.min(attempt, 30));
   const delay = exp / 2 + random() * (exp / 2);
   return Math.max(delay, retryAfterMs);
+}
+
+/** A later retry of a message: when, why, and when its retries stop. */
+export interface Retry {
+  type: "retry";
+  delayMs: number;
+  error: string;
+  giveUpAt: Date;
+}
+
+/** A retry while the message is within its retry window, else undefined (give up). */
+export function retryOrGiveUp(
+  row: Pick<ClaimedMessage, "attempts" | "giveUpAt">,
+  options: { maxRetryMs: number; backoff: BackoffPolicy },
+  error: string,
+  retryAfterMs?: number,
+): Retry | undefined {
+  const giveUpAt = row.giveUpAt ?? new Date(Date.now() + options.maxRetryMs);
+  const delayMs = backoffDelay(row.attempts, options.backoff, retryAfterMs);
+  if (Date.now() + delayMs > giveUpAt.getTime()) return undefined;
+  return { type: "retry", delayMs, error, giveUpAt };
 }

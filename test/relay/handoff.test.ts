@@ -7,7 +7,7 @@ import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/log.js";
 import { createMetrics } from "../../src/metrics.js";
 import { createQuickchatClient } from "../../src/quickchat/client.js";
-import { WorkerPool } from "../../src/relay/worker.js";
+import { WorkerPool } from "../../src/relay/pool.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 import { waitFor } from "../support/harness.js";
 

@@ -1,9 +1,9 @@
 import { Writable } from "node:stream";
 import { type RunningBridge, startBridge } from "../../src/bridge.js";
+import type { AdapterMap } from "../../src/channels/types.js";
 import { readSettings } from "../../src/config/env.js";
 import { type TenantInput, tenantSchema } from "../../src/config/schema.js";
 import { createLogger } from "../../src/log.js";
-import type { AdapterMap } from "../../src/relay/worker.js";
 
 export interface TestBridgeOptions {
   tenants: TenantInput[];
