@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -12,14 +13,24 @@ const cleanEnv = () =>
     ),
   );
 
+const tempDirs: string[] = [];
 function tempDir() {
-  return mkdtempSync(join(tmpdir(), "qb-cli-"));
+  const dir = mkdtempSync(join(tmpdir(), "qb-cli-"));
+  tempDirs.push(dir);
+  return dir;
 }
 
 describe("bridge CLI", () => {
   let child: ChildProcess | undefined;
-  afterEach(() => {
-    child?.kill("SIGKILL");
+  afterEach(async () => {
+    // The child ends before its folder goes: it may still be writing its database there.
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, "exit");
+      child.kill("SIGKILL");
+      await exited;
+    }
+    child = undefined;
+    for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
 
   it("serves /healthz on embedded PGlite with nothing configured but a tenant, and logs it", async () => {

@@ -1,12 +1,13 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { dirname, join } from "node:path";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { loadConfig } from "../../src/config/index.js";
 import { ConfigError } from "../../src/errors.js";
 
 function configFile(content: string): string {
   const path = join(mkdtempSync(join(tmpdir(), "qb-config-")), "bridge.yaml");
+  onTestFinished(() => rmSync(dirname(path), { recursive: true, force: true }));
   writeFileSync(path, content);
   return path;
 }
