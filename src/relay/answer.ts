@@ -33,30 +33,13 @@ export async function answer(
       return { type: "reply", html: tenant.texts.reset };
     case "unsupported":
       return { type: "reply", html: tenant.texts.unsupported };
-    case "start":
-      await deleteConversation(db, thread);
-      return askQuickchat(
-        deps,
-        row,
-        tenant,
-        adapter,
-        target,
-        row.text || tenant.texts.greeting,
-        undefined,
-        log,
-      );
-    default:
-      // Empty text: the user only called the bot (a bare mention), answered like a greeting.
-      return askQuickchat(
-        deps,
-        row,
-        tenant,
-        adapter,
-        target,
-        row.text || tenant.texts.greeting,
-        row.convId ?? undefined,
-        log,
-      );
+    default: {
+      // `start` begins a new conversation; a bare /start or a bare mention (empty text) sends the greeting.
+      const fresh = row.kind === "start";
+      if (fresh) await deleteConversation(db, thread);
+      const convId = fresh ? undefined : (row.convId ?? undefined);
+      return askQuickchat(deps, row, tenant, adapter, target, row.text || tenant.texts.greeting, convId, log);
+    }
   }
 }
 
