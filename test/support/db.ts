@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { type SQL, sql } from "drizzle-orm";
+import { eq, type SQL, sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import postgres from "postgres";
 import { onTestFinished } from "vitest";
 import { type Database, type Db, openDatabase, rowsOf } from "../../src/db/client.js";
 import { migrate } from "../../src/db/migrate.js";
+import { outboundMessages } from "../../src/db/schema.js";
 
 /** The PostgreSQL server tests use when DATABASE_URL is set (CI sets it); otherwise tests use PGlite. */
 export const POSTGRES_URL = process.env.DATABASE_URL;
@@ -110,4 +111,13 @@ function nodesOf(plan: PlanNode): PlanNode[] {
   };
   visit(plan);
   return nodes;
+}
+
+/** The sent part a channel knows by `channelMessageId` (a Twilio MessageSid), as stored. */
+export async function partByChannelId(db: Db, channelMessageId: string) {
+  const [part] = await db
+    .select()
+    .from(outboundMessages)
+    .where(eq(outboundMessages.channelMessageId, channelMessageId));
+  return part;
 }

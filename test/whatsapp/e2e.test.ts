@@ -1,4 +1,3 @@
-import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { inboundMessages, outboundMessages } from "../../src/db/schema.js";
 import { QuickchatFake } from "../fakes/quickchat.js";
@@ -16,6 +15,7 @@ import {
   type TwilioParams,
   toFormBody,
 } from "../fakes/twilio.js";
+import { partByChannelId } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
 
 /**
@@ -341,13 +341,7 @@ describe("WhatsApp delivery", () => {
       204,
     );
 
-    const statusOf = async (sid: string) =>
-      (
-        await bridge.database.db
-          .select()
-          .from(outboundMessages)
-          .where(eq(outboundMessages.channelMessageId, sid))
-      )[0];
+    const statusOf = (sid: string) => partByChannelId(bridge.database.db, sid);
     expect(await statusOf(first!)).toMatchObject({ status: "read", errorCode: null });
     expect(await statusOf(second!)).toMatchObject({ status: "undelivered", errorCode: "63016" });
   });

@@ -1,4 +1,3 @@
-import { eq } from "drizzle-orm";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { outboundMessages } from "../../src/db/schema.js";
 import { QuickchatFake } from "../fakes/quickchat.js";
@@ -10,7 +9,7 @@ import {
   statusCallbackParams,
   type TwilioFake,
 } from "../fakes/twilio.js";
-import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "../support/db.js";
+import { createTestDatabase, DATABASE_KINDS, partByChannelId, type TestDatabase } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
 
 /**
@@ -71,13 +70,7 @@ describe.each(DATABASE_KINDS)("status callbacks out of order (%s)", (kind) => {
   }
 
   const parts = () => bridge.database.db.select().from(outboundMessages);
-  const statusOf = async (sid: string) =>
-    (
-      await bridge.database.db
-        .select()
-        .from(outboundMessages)
-        .where(eq(outboundMessages.channelMessageId, sid))
-    )[0];
+  const statusOf = (sid: string) => partByChannelId(bridge.database.db, sid);
   const report = async (sid: string, status: string, errorCode?: string) => {
     const deliverTo = `${bridge.url}/webhooks/acme/whatsapp/status`;
     const response = await twilio.postStatus(sid, status, { deliverTo, ...(errorCode && { errorCode }) });
