@@ -102,21 +102,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   if (deps.admin) app.route("/admin", deps.admin);
 
-  // The rest of the body is never read: the connection ends (above).
-  const tooLarge = (c: Context) =>
-    c.json(errorBody("PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`), 413);
-  /**
-   * A declared Content-Length (every channel sends one) is checked up front, and the body is then read
-   * straight from the socket; only a chunked body goes through the counting stream, which costs a full
-   * web Request per webhook. Either way nothing is read here: the header checks come first.
-   */
-  const limit: MiddlewareHandler = async (c, next) => {
-    const declared = c.req.header("content-length");
-    if (declared === undefined) countChunkedBody(c);
-    else if (Number(declared) > MAX_BODY_BYTES) return tooLarge(c);
-    await next();
-  };
-
   /**
    * Resolves tenant, adapter and channel config, refuses what the headers alone refute, reads the raw body
    * and verifies the request.
@@ -153,7 +138,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
   });
 
-  app.post("/webhooks/:tenant/:channel", limit, async (c) => {
+  app.post("/webhooks/:tenant/:channel", limitBody, async (c) => {
     const { adapter, tenant, config, req } = await verified(c, c.req.param("channel"));
     const result = await adapter.receive(req, config, tenant);
     if (result.type === "response") return result.response;
@@ -168,7 +153,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return adapter.ack();
   });
 
-  app.post("/webhooks/:tenant/:channel/status", limit, async (c) => {
+  app.post("/webhooks/:tenant/:channel/status", limitBody, async (c) => {
     const channelName = c.req.param("channel");
     // Before any verification: the body of a route that does not exist is neither read nor hashed.
     if (!deps.adapters[channelName as ChannelName]?.receiveStatus) {
@@ -195,6 +180,21 @@ function leftMidBody(c: Context): boolean {
   const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
   return incoming instanceof IncomingMessage && incoming.destroyed && !incoming.complete;
 }
+
+/**
+ * The 1 MiB body limit of webhooks and the admin API. A declared Content-Length (every channel sends one) is
+ * checked up front, and the body is then read straight from the socket; only a chunked body goes through
+ * the counting stream, which costs a full web Request per request. Either way nothing is read here: the
+ * header checks come first. The rest of a refused body is never read: the connection ends (above).
+ */
+export const limitBody: MiddlewareHandler = async (c, next) => {
+  const declared = c.req.header("content-length");
+  if (declared === undefined) countChunkedBody(c);
+  else if (Number(declared) > MAX_BODY_BYTES) throw tooLarge();
+  await next();
+};
+
+const tooLarge = () => new HttpError(413, "PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`);
 
 const lingering = new WeakSet<Socket>();
 
@@ -235,7 +235,7 @@ function countChunkedBody(c: Context): void {
       size += value.byteLength;
       if (size <= MAX_BODY_BYTES) return controller.enqueue(value);
       reader.releaseLock();
-      controller.error(new HttpError(413, "PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`));
+      controller.error(tooLarge());
     },
     cancel: (reason) => reader.cancel(reason),
   });

@@ -1,8 +1,7 @@
 import { and, count, desc, eq, sql } from "drizzle-orm";
 import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
-import { MAX_BODY_BYTES } from "../app.js";
+import { limitBody } from "../app.js";
 import { safeEqual } from "../channels/shared.js";
 import { tenantId, tenantSchema } from "../config/schema.js";
 import type { Db } from "../db/client.js";
@@ -47,7 +46,8 @@ function validate<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
 async function jsonBody(c: Context): Promise<unknown> {
   try {
     return await c.req.json();
-  } catch {
+  } catch (err) {
+    if (err instanceof HttpError) throw err; // the body limit (413)
     throw new HttpError(400, "BAD_REQUEST", "body is not valid JSON");
   }
 }
@@ -63,16 +63,9 @@ export function createAdminRoutes(deps: AdminDeps): Hono {
     if (!presented || !safeEqual(presented, deps.token)) throw unauthorized("missing or wrong admin token");
     await next();
   });
-  // The webhooks' limit: a declared Content-Length over it is refused unread, a longer chunked body when
-  // it passes the limit.
-  app.use(
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new HttpError(413, "PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`);
-      },
-    }),
-  );
+  // The webhooks' limit, after authentication: a declared Content-Length over it is refused unread, a
+  // longer chunked body when it passes the limit.
+  app.use(limitBody);
 
   const shown = (tenant: Parameters<typeof maskTenant>[0]) => ({
     ...maskTenant(tenant),
