@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import {
   bigint,
   bigserial,
+  boolean,
   index,
   integer,
   jsonb,
@@ -67,6 +68,12 @@ export const inboundMessages = pgTable(
     leaseUntil: timestamp("lease_until", { withTimezone: true }),
     /** Fencing token of the worker holding the lease: a worker whose lease was taken over writes nothing. */
     leaseOwner: text("lease_owner"),
+    /**
+     * Waiting behind an older unfinished message of its thread: set by the insert when the thread is busy,
+     * cleared when the message ahead of it ends (the `inbound_promote_next` trigger). Queued messages stay
+     * out of the claim's index, so a claim reads thread heads only, however deep the backlog.
+     */
+    queued: boolean("queued").notNull().default(false),
     replyHtml: text("reply_html"),
     error: text("error"),
     ...timestamps,
@@ -76,8 +83,10 @@ export const inboundMessages = pgTable(
     // the thread probes, and on an inbox not yet analyzed the planner took it when it was the smaller one
     // (WhatsApp: ids shorter than thread keys), filtering every message of the tenant's channel per probe.
     uniqueIndex("inbound_dedupe_uq").on(t.dedupeKey, t.tenantId, t.channel),
-    // Claim scan: unfinished messages by due time.
-    index("inbound_due_idx").on(t.nextAttemptAt, t.id).where(sql`status in ('pending', 'delivering')`),
+    // Claim scan: each thread's head (its oldest unfinished message) by due time.
+    index("inbound_ready_idx")
+      .on(t.nextAttemptAt, t.id)
+      .where(sql`status in ('pending', 'delivering') and not queued`),
     // Threads: "is there an older unfinished message in this thread?" (the status column lets the probe skip
     // the thread's finished messages) and "has this thread any message at all?" (Slack follow-ups).
     index("inbound_thread_idx").on(t.tenantId, t.channel, t.threadKey, t.status, t.id),
@@ -107,6 +116,16 @@ export const outboundMessages = pgTable(
     index("outbound_channel_msg_idx").on(t.channelMessageId),
   ],
 );
+
+/**
+ * Running bridge processes, each beating its row every few seconds. A process whose beat is stale is presumed
+ * dead: the others hand its leased messages back to the queue, without waiting out their leases.
+ */
+export const bridgeProcesses = pgTable("bridge_processes", {
+  id: text("id").primaryKey(),
+  heartbeatAt: timestamp("heartbeat_at", { withTimezone: true }).notNull().defaultNow(),
+  startedAt: timestamp("started_at", { withTimezone: true }).notNull().defaultNow(),
+});
 
 /** Tenants managed through the admin API (config-file and environment tenants are not stored). */
 export const tenants = pgTable("tenants", {
