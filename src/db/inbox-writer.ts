@@ -8,6 +8,7 @@ import {
   insertRows,
   messageKey,
   rowValues,
+  threadOf,
 } from "./inbox.js";
 
 export interface InboxWriterOptions {
@@ -109,8 +110,6 @@ export class InboxWriter {
     });
   }
 }
-
-const threadOf = (r: InboxInsert) => `${r.tenant_id}\u0000${r.channel}\u0000${r.thread_key}`;
 
 /** The message as a claim would have returned it: fresh, pending, leased to `row.lease_owner`. */
 function claimedMessage(row: InboxInsert, id: number, convId: string | null): ClaimedMessage {

@@ -1,5 +1,5 @@
-import { and, asc, eq, getTableColumns, inArray, isNull, lt, lte, notExists, or, sql } from "drizzle-orm";
-import { type AnyPgColumn, alias } from "drizzle-orm/pg-core";
+import { and, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
+import type { AnyPgColumn } from "drizzle-orm/pg-core";
 import type { ChannelName, InboundMessage, Route } from "../channels/types.js";
 import { type Db, rowsOf } from "./client.js";
 import { onPartConflict, type PartRecord } from "./outbound.js";
@@ -84,6 +84,10 @@ export function rowValues(tenantId: string, channel: ChannelName, m: InboundMess
 export const messageKey = (r: { tenant_id: string; channel: string; dedupe_key: string }) =>
   `${r.tenant_id}\u0000${r.channel}\u0000${r.dedupe_key}`;
 
+/** The thread of a new row. */
+export const threadOf = (r: { tenant_id: string; channel: string; thread_key: string }) =>
+  `${r.tenant_id}\u0000${r.channel}\u0000${r.thread_key}`;
+
 /**
  * Inserts rows in one statement, skipping those already stored; returns the rows inserted by `messageKey`.
  * The rows travel as one jsonb parameter, so the statement text is the same for any batch size (prepared
@@ -107,9 +111,13 @@ export async function insertRows(db: Db, rows: InboxInsert[]): Promise<Map<strin
 }
 
 /**
- * `insertRows`'s statement (its cost is checked in a test). The thread's unfinished message is looked up by a
- * LIMIT 1 probe of the thread index: as a plain NOT EXISTS the planner could hash every unfinished row of the
- * inbox once per statement, reading the whole table through the index's dead entries.
+ * `insertRows`'s statement (its cost is checked in a test). A row is queued (not due, out of the claim's index)
+ * behind its thread's unfinished message, or behind a new row of its thread earlier in the batch.
+ *
+ * The probe takes a KEY SHARE lock on the row it finds, skipping a row locked by the statement that is ending
+ * it (FOR UPDATE, finishAllStatement): either this insert commits first and the ending statement's trigger sees
+ * it and promotes it, or the row is being ended and no longer holds the thread. Waiting for that lock instead
+ * could deadlock against the ending statement's other rows.
  */
 export function insertStatement(rows: InboxInsert[]) {
   return sql`
@@ -118,16 +126,24 @@ export function insertStatement(rows: InboxInsert[]) {
     select r.tenant_id, r.channel, r.thread_key, r.dedupe_key, r.kind, r.sender, r.route, r.text,
       case when l.leased then r.lease_owner end,
       case when l.leased then now() + make_interval(secs => r.lease_ms / 1000.0) end,
-      case when l.leased then now() + make_interval(secs => r.lease_ms / 1000.0) else now() end
-    from rows from (jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as (tenant_id text, channel text,
-      thread_key text, dedupe_key text, kind text, sender jsonb, route jsonb, text text, lease_owner text,
-      lease_ms int))
-      with ordinality as r(tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text, lease_owner,
-        lease_ms, ord)
-    left join lateral (select true as busy from ${inboundMessages} o
-      where o.tenant_id = r.tenant_id and o.channel = r.channel and o.thread_key = r.thread_key
-        and o.status in ('pending', 'delivering') limit 1) t on true
-    cross join lateral (select r.lease_owner is not null and t.busy is null as leased) l
+      case when l.leased then now() + make_interval(secs => r.lease_ms / 1000.0) when not r.queued then now() end
+    from (
+      select r.*, ${busy(sql`r.tenant_id`, sql`r.channel`, sql`r.thread_key`)} or coalesce(bool_or(f.fresh) over (
+          partition by r.tenant_id, r.channel, r.thread_key order by r.ord
+          rows between unbounded preceding and 1 preceding), false) as queued
+      from rows from (jsonb_to_recordset(${JSON.stringify(batchRows(rows))}::jsonb) as (tenant_id text,
+        channel text, thread_key text, dedupe_key text, kind text, sender jsonb, route jsonb, text text,
+        lease_owner text, lease_ms int, followed boolean))
+        with ordinality as r(tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text, lease_owner,
+          lease_ms, followed, ord)
+      -- Only a row followed by another of its thread is looked up: is it new (not a redelivery)? Through the
+      -- dedupe index: the tenant and channel are compared in a form the thread index cannot serve, which an
+      -- empty inbox's generic plan (the one kept) otherwise took, reading the channel's every message.
+      left join lateral (select true as fresh where r.followed and (select true from ${inboundMessages} d
+        where d.dedupe_key = r.dedupe_key
+          and row(d.tenant_id, d.channel) is not distinct from row(r.tenant_id, r.channel) limit 1) is null
+      ) f on true) r
+    cross join lateral (select r.lease_owner is not null and not r.queued as leased) l
     order by r.ord
     on conflict do nothing
     returning id, tenant_id, channel, dedupe_key, lease_owner is not null as leased,
@@ -135,6 +151,45 @@ export function insertStatement(rows: InboxInsert[]) {
         where c.tenant_id = inbound_messages.tenant_id and c.channel = inbound_messages.channel
           and c.thread_key = inbound_messages.thread_key) end as conv_id`;
 }
+
+/** The rows as the insert reads them, each marked when a later row of the batch is in its thread. */
+function batchRows(rows: InboxInsert[]) {
+  const later = new Set<string>();
+  const followed: boolean[] = [];
+  for (let i = rows.length - 1; i >= 0; i--) {
+    const row = rows[i] as InboxInsert;
+    const thread = threadOf(row);
+    followed[i] = later.has(thread);
+    later.add(thread);
+  }
+  return rows.map((row, i) => ({ ...row, followed: followed[i] }));
+}
+
+/**
+ * A thread's unfinished message, if any, locked as insertStatement explains. One LIMIT 1 probe of the thread
+ * index per status: as `status in (…)` the planner filtered the thread's entries one by one, reading a long
+ * chat's whole history; as a plain NOT EXISTS it could hash every unfinished row of the inbox.
+ */
+const busy = (tenantId: SQL, channel: SQL, threadKey: SQL) => {
+  const inStatus = (status: string) => sql`(select true from ${inboundMessages} o
+    where o.tenant_id = ${tenantId} and o.channel = ${channel} and o.thread_key = ${threadKey}
+      and o.status = ${sql.raw(`'${status}'`)}
+    limit 1 for key share of o skip locked)`;
+  return sql`coalesce(${inStatus("delivering")}, ${inStatus("pending")}, false)`;
+};
+
+/**
+ * The message `m` has no older unfinished message in its thread: one LIMIT 1 probe per status, as above, run
+ * for each candidate in index order. Written as one expression: the planner takes it to pass half the rows.
+ * As NOT EXISTS it became an anti join that read every unfinished message per candidate; as `probe IS NULL`
+ * it was expected to pass almost none, and on tables not yet analyzed the planner then sorted every due head.
+ */
+const noOlderUnfinished = (m: SQL) => {
+  const inStatus = (status: string) => sql`(select false from ${inboundMessages} o
+    where o.tenant_id = ${m}.tenant_id and o.channel = ${m}.channel and o.thread_key = ${m}.thread_key
+      and o.status = ${sql.raw(`'${status}'`)} and o.id < ${m}.id limit 1)`;
+  return sql`coalesce(${inStatus("delivering")}, ${inStatus("pending")}, true)`;
+};
 
 /** One conditional INSERT: stored only when the thread already has a conversation or an earlier message. */
 export async function insertInKnownThread(db: Db, v: InboxInsert): Promise<number> {
@@ -148,73 +203,65 @@ export function insertInKnownThreadStatement(v: InboxInsert) {
     or exists (select 1 from ${inboundMessages} i where i.tenant_id = ${v.tenant_id}
       and i.channel = ${v.channel} and i.thread_key = ${v.thread_key})`;
   return sql`
-    insert into ${inboundMessages} (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text)
+    insert into ${inboundMessages} (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text,
+      next_attempt_at)
     select ${v.tenant_id}, ${v.channel}, ${v.thread_key}, ${v.dedupe_key}, ${v.kind},
-      ${JSON.stringify(v.sender)}::jsonb, ${JSON.stringify(v.route)}::jsonb, ${v.text}
+      ${JSON.stringify(v.sender)}::jsonb, ${JSON.stringify(v.route)}::jsonb, ${v.text},
+      case when not ${busy(sql`${v.tenant_id}`, sql`${v.channel}`, sql`${v.thread_key}`)} then now() end
     where ${known}
     on conflict do nothing
     returning id`;
 }
 
 /**
- * Claims up to `limit` due messages for `owner`. Only the oldest unfinished message of a thread is
- * claimable, which keeps per-thread order; SKIP LOCKED lets many workers claim concurrently; an expired
- * lease makes a crashed worker's message claimable again.
+ * Claims up to `limit` due messages for `owner`, the earliest due first. Only the oldest unfinished message of a
+ * thread is claimable, which keeps per-thread order: only thread heads are ever due (a message waiting behind
+ * another has no due time), and a probe for an older unfinished message guards the rare thread with two heads
+ * (two replicas' inserts at once, or a failed message retried). A leased message is due when its lease runs
+ * out, so an expired lease makes a crashed worker's message claimable again. SKIP LOCKED lets many workers
+ * claim concurrently; NO KEY UPDATE leaves the inserts' KEY SHARE probes unblocked.
+ *
+ * The statement reads the first heads in the due index's order and stops: its cost does not depend on the
+ * backlog's depth or width. It has no other filter the planner could count against that order: with
+ * `status in (…)` or a lease condition beside the due time, the row estimate on tables not yet analyzed fell
+ * below the limit, and it sorted every due head instead.
  */
 export async function claimMessages(db: Db, options: ClaimOptions): Promise<InboxRow[]> {
-  const m = inboundMessages;
-  const older = alias(inboundMessages, "older");
-  const due = db
-    .select({ id: m.id })
-    .from(m)
-    .where(
-      and(
-        unfinished(m.status),
-        lte(m.nextAttemptAt, sql`now()`),
-        or(isNull(m.leaseUntil), lt(m.leaseUntil, sql`now()`)),
-        // One jsonb parameter, not a list of them: the statement's text (and so its prepared form) stays
-        // the same whatever the number of tenants left out.
-        options.excludeTenants?.length
-          ? sql`${m.tenantId} <> all (select jsonb_array_elements_text(${JSON.stringify(options.excludeTenants)}::jsonb))`
-          : undefined,
-        notExists(
-          db
-            .select({ one: sql`1` })
-            .from(older)
-            .where(
-              and(
-                eq(older.tenantId, m.tenantId),
-                eq(older.channel, m.channel),
-                eq(older.threadKey, m.threadKey),
-                unfinished(older.status),
-                lt(older.id, m.id),
-              ),
-            ),
-        ),
-      ),
-    )
-    .orderBy(asc(m.nextAttemptAt), asc(m.id))
-    .limit(options.limit)
-    .for("update", { skipLocked: true });
+  return claimStatement(db, options);
+}
 
-  return db
-    .update(m)
-    .set({
-      leaseUntil: sql`now() + ${`${options.leaseMs} milliseconds`}::interval`,
-      // A leased message is next due when its lease runs out: the claim's index range then skips
-      // messages in flight instead of reading and filtering each of them.
-      nextAttemptAt: sql`now() + ${`${options.leaseMs} milliseconds`}::interval`,
-      leaseOwner: options.owner,
-      updatedAt: sql`now()`,
-    })
-    .where(inArray(m.id, due))
-    .returning({
-      ...getTableColumns(m),
-      // Qualified by hand: drizzle writes RETURNING columns unqualified, which the subquery would take as c's.
-      convId: sql<string | null>`(select c.conv_id from ${conversations} c
+/** `claimMessages`'s statement (its cost is checked in a test). */
+export function claimStatement(db: Db, options: ClaimOptions) {
+  const leaseEnd = sql`now() + ${`${options.leaseMs} milliseconds`}::interval`;
+  // One jsonb parameter, not a list of them: the statement's text (and so its prepared form) stays the same
+  // whatever the number of tenants left out.
+  const tenantsLeftOut = options.excludeTenants?.length
+    ? sql`and m.tenant_id <> all (select jsonb_array_elements_text(${JSON.stringify(options.excludeTenants)}::jsonb))`
+    : sql``;
+  const due = sql`(select m.id from ${inboundMessages} m
+    where m.next_attempt_at <= now() ${tenantsLeftOut} and ${noOlderUnfinished(sql`m`)}
+    order by m.next_attempt_at, m.id
+    limit ${options.limit}
+    for no key update of m skip locked)`;
+  return (
+    db
+      .update(inboundMessages)
+      .set({
+        leaseUntil: leaseEnd,
+        nextAttemptAt: leaseEnd,
+        leaseOwner: options.owner,
+        updatedAt: sql`now()`,
+      })
+      // An array, not `IN (subquery)`: a semi join the planner could make by hashing a scan of the whole inbox.
+      .where(sql`${inboundMessages.id} = any(array${due})`)
+      .returning({
+        ...getTableColumns(inboundMessages),
+        // Qualified by hand: drizzle writes RETURNING columns unqualified, which the subquery would take as c's.
+        convId: sql<string | null>`(select c.conv_id from ${conversations} c
         where c.tenant_id = inbound_messages.tenant_id and c.channel = inbound_messages.channel
           and c.thread_key = inbound_messages.thread_key)`,
-    });
+      })
+  );
 }
 
 /**
@@ -338,7 +385,8 @@ export interface FinalState {
 
 /**
  * Final states (and their last parts' records) of several messages, in one statement. Per state: whether its
- * thread has a later unfinished message, which the end of this one makes claimable.
+ * thread has a later unfinished message, which the end of this one makes claimable (the `inbound_promote_next`
+ * trigger takes it out of the queue).
  */
 export async function finishAll(db: Db, states: FinalState[]): Promise<boolean[]> {
   return perLease(states, await db.execute(finishAllStatement(states)), (row) => row.waiting === true);
@@ -360,17 +408,22 @@ export function finishAllStatement(states: FinalState[]) {
     with r as (
       select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id bigint, owner text, status text,
         error text, part int, part_status text, channel_message_id text, error_code text)),
+    -- FOR UPDATE, not the UPDATE's weaker lock: it waits for an insert that saw this message unfinished and
+    -- queued behind it (insertStatement), so the promoting trigger, run after it, sees that insert's row.
+    locked as (
+      select m.id from ${inboundMessages} m join r on r.id = m.id and m.lease_owner = r.owner
+      where m.id = any(${idsOf(states.map((state) => state.lease))}) for update of m),
     part as (
       insert into ${outboundMessages} (inbound_id, part, status, channel_message_id, error_code)
       select r.id, r.part, r.part_status, r.channel_message_id, r.error_code from r where r.part is not null
       ${onPartConflict})
     update ${inboundMessages} m set status = r.status, error = coalesce(r.error, m.error), lease_until = null,
-      lease_owner = null, updated_at = now()
-    from r where m.id = any(${idsOf(states.map((state) => state.lease))}) and m.id = r.id
-      and m.lease_owner = r.owner
+      lease_owner = null, next_attempt_at = null, updated_at = now()
+    from r join locked on locked.id = r.id
+    where m.id = any(${idsOf(states.map((state) => state.lease))}) and m.id = r.id and m.lease_owner = r.owner
     returning m.id, exists (select 1 from ${inboundMessages} o where o.tenant_id = m.tenant_id
-      and o.channel = m.channel and o.thread_key = m.thread_key and o.status in ('pending', 'delivering')
-      and o.id > m.id) as waiting`;
+      and o.channel = m.channel and o.thread_key = m.thread_key and o.status = 'pending' and o.id > m.id)
+      as waiting`;
 }
 
 /** Returns claimed messages to the queue at once (shutdown, or a claim past a tenant's cap). */

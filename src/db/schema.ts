@@ -2,7 +2,6 @@ import { sql } from "drizzle-orm";
 import {
   bigint,
   bigserial,
-  boolean,
   index,
   integer,
   jsonb,
@@ -62,18 +61,18 @@ export const inboundMessages = pgTable(
     text: text("text"),
     status: text("status").$type<MessageStatus>().notNull().default("pending"),
     attempts: integer("attempts").notNull().default(0),
-    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).notNull().defaultNow(),
+    /**
+     * When the message may next be claimed. Null while it waits behind an older unfinished message of its
+     * thread (the insert leaves it null when the thread is busy; the `inbound_promote_next` trigger sets it
+     * when the message ahead ends) and once it has ended: the claim's index holds thread heads only, however
+     * deep the backlog.
+     */
+    nextAttemptAt: timestamp("next_attempt_at", { withTimezone: true }).defaultNow(),
     /** Retryable Quickchat failures stop being retried after this moment. */
     giveUpAt: timestamp("give_up_at", { withTimezone: true }),
     leaseUntil: timestamp("lease_until", { withTimezone: true }),
     /** Fencing token of the worker holding the lease: a worker whose lease was taken over writes nothing. */
     leaseOwner: text("lease_owner"),
-    /**
-     * Waiting behind an older unfinished message of its thread: set by the insert when the thread is busy,
-     * cleared when the message ahead of it ends (the `inbound_promote_next` trigger). Queued messages stay
-     * out of the claim's index, so a claim reads thread heads only, however deep the backlog.
-     */
-    queued: boolean("queued").notNull().default(false),
     replyHtml: text("reply_html"),
     error: text("error"),
     ...timestamps,
@@ -83,16 +82,18 @@ export const inboundMessages = pgTable(
     // the thread probes, and on an inbox not yet analyzed the planner took it when it was the smaller one
     // (WhatsApp: ids shorter than thread keys), filtering every message of the tenant's channel per probe.
     uniqueIndex("inbound_dedupe_uq").on(t.dedupeKey, t.tenantId, t.channel),
-    // Claim scan: each thread's head (its oldest unfinished message) by due time.
-    index("inbound_ready_idx")
-      .on(t.nextAttemptAt, t.id)
-      .where(sql`status in ('pending', 'delivering') and not queued`),
+    // Claim scan: each thread's head (its oldest unfinished message) by due time. No status in the
+    // predicate: on tables not yet analyzed, every extra condition shrank the planner's row estimate until it
+    // sorted every due head instead of reading the first few in index order.
+    index("inbound_ready_idx").on(t.nextAttemptAt, t.id).where(sql`next_attempt_at is not null`),
     // Threads: "is there an older unfinished message in this thread?" (the status column lets the probe skip
     // the thread's finished messages) and "has this thread any message at all?" (Slack follow-ups).
     index("inbound_thread_idx").on(t.tenantId, t.channel, t.threadKey, t.status, t.id),
-    // Admin listing by status, for the statuses few messages are in. Delivered ones, most of the inbox, are
-    // listed in id order anyway, and leaving them out spares every message's last version one index write.
-    index("inbound_status_idx").on(t.status, t.id).where(sql`status <> 'delivered'`),
+    // Admin listing of failed messages, few among many. Delivered ones, most of the inbox, and unfinished
+    // ones, the newest, are listed in id order anyway. With the unfinished ones in it, this smaller index
+    // looked cheaper to the planner than the thread index for the thread probes, on tables not yet analyzed,
+    // and each probe read every unfinished message older than the one probed.
+    index("inbound_failed_idx").on(t.id).where(sql`status = 'failed'`),
     // Retention: the oldest finished messages with text (a message leaves it when pruned).
     index("inbound_prunable_idx").on(t.updatedAt).where(PRUNABLE),
   ],

@@ -2,9 +2,11 @@ import { desc, eq, sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import type { Db } from "../../src/db/client.js";
 import {
+  claimStatement,
   finishAll,
   finishAllStatement,
   insertInKnownThreadStatement,
+  insertRows,
   insertStatement,
   storeReplies,
   storeRepliesStatement,
@@ -49,6 +51,105 @@ describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
     // A few index pages per row. Hashing every unfinished message of the inbox instead read over 1,000 here.
     const { pages } = await explained(db, insertStatement(rows));
     expect(pages).toBeLessThan(100);
+  });
+
+  it("reads none of a long chat's history to queue a message, claim its thread's head or end it", async () => {
+    const db = await migratedDatabase("postgres");
+    // One chat with 20,000 answered messages, then one waiting to be answered.
+    await db.execute(sql`
+      insert into inbound_messages (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text, status,
+        next_attempt_at)
+      select 'acme', 'telegram', 'chat', 'old-' || n, 'text', '{}', '{}', 'x', 'delivered', null
+      from generate_series(1, 20000) n`);
+    const row = {
+      tenant_id: "acme",
+      channel: "telegram" as const,
+      thread_key: "chat",
+      kind: "text",
+      sender: { id: "u" },
+      route: { chat_id: 1 },
+      text: "hi",
+    };
+    await insertRows(db, [{ ...row, dedupe_key: "head" }]);
+    // Its thread is busy: the next message is queued, found through the head alone.
+    const queue = await explained(db, insertStatement([{ ...row, dedupe_key: "next" }]));
+    const claim = await explained(
+      db,
+      claimStatement(db, { limit: 64, leaseMs: 60_000, owner: "w:1" }).getSQL(),
+    );
+    const [head] = rowsOf<{ id: number }>(
+      await db.execute(sql`select id from inbound_messages where dedupe_key = 'head'`),
+    );
+    const end = await explained(
+      db,
+      finishAllStatement([{ lease: { id: Number(head?.id), owner: "w:1" }, status: "delivered" }]),
+    );
+    const states = rowsOf<{ dedupe_key: string; status: string; due: boolean }>(
+      await db.execute(sql`select dedupe_key, status, next_attempt_at is not null as due from inbound_messages
+        where dedupe_key in ('head', 'next') order by id`),
+    );
+    expect(states).toEqual([
+      { dedupe_key: "head", status: "delivered", due: false },
+      { dedupe_key: "next", status: "pending", due: true },
+    ]);
+    // With \`status in ('pending', 'delivering')\` the thread index's entries were filtered one by one: 474
+    // pages for each probe here.
+    const pages = { queue: queue.pages, claim: claim.pages, end: end.pages };
+    console.log("pages with a 20,000-message history:", pages);
+    expect(Math.max(...Object.values(pages))).toBeLessThan(60);
+  });
+
+  it("claims as cheaply from a backlog of 50,000 as from one of 2,000, deep or wide, on tables never analyzed", async () => {
+    /** Pages a claim of 64 reads with `perThread` messages waiting in each of `threads` threads. */
+    const claimCost = async (threads: number, perThread: number) => {
+      const db = await migratedDatabase("postgres");
+      await db.execute(sql`alter table inbound_messages set (autovacuum_enabled = false)`);
+      // Stored as webhooks store them, a batch of up to 500 at a time.
+      for (let round = 0; round < perThread; round++) {
+        for (let first = 0; first < threads; first += 500) {
+          const batch = Array.from({ length: Math.min(500, threads - first) }, (_, i) => first + i);
+          await insertRows(
+            db,
+            batch.map((thread) => ({
+              tenant_id: "acme",
+              channel: "telegram",
+              thread_key: `t${thread}`,
+              dedupe_key: `${round}-${thread}`,
+              kind: "text",
+              sender: { id: "u" },
+              route: { chat_id: thread },
+              text: "hi",
+            })),
+          );
+        }
+      }
+      const [stats] = rowsOf<{ analyzed: boolean; due: number }>(
+        await db.execute(sql`select
+          (select coalesce(last_analyze, last_autoanalyze) is not null from pg_stat_user_tables
+            where relname = 'inbound_messages') as analyzed,
+          (select count(*)::int from inbound_messages where next_attempt_at is not null) as due`),
+      );
+      // Only each thread's head is due.
+      expect(stats).toEqual({ analyzed: false, due: threads });
+      const { pages } = await explained(
+        db,
+        claimStatement(db, { limit: 64, leaseMs: 60_000, owner: "w:1" }).getSQL(),
+      );
+      const [claimed] = rowsOf<{ n: number; heads: number }>(
+        await db.execute(sql`select count(*)::int as n,
+          count(*) filter (where dedupe_key like '0-%')::int as heads
+          from inbound_messages where lease_owner = 'w:1'`),
+      );
+      expect(claimed).toEqual({ n: 64, heads: 64 });
+      return pages;
+    };
+    const small = await claimCost(500, 4);
+    const deep = await claimCost(500, 100);
+    const wide = await claimCost(50_000, 1);
+    console.log(`claim of 64: ${small} pages with 2,000 waiting; with 50,000: ${deep} deep, ${wide} wide`);
+    // Before only thread heads were due, every waiting message was walked and its thread probed (3,273 pages
+    // at 50,000 deep); sorting every due head read 1,325 at 50,000 wide.
+    for (const large of [deep, wide]) expect(large).toBeLessThan(small * 1.25 + 20);
   });
 
   it("answers whether a thread has any message from the thread index alone", async () => {
@@ -115,7 +216,7 @@ describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
     }
   });
 
-  it("keeps delivered messages out of the status index, which still lists the failed ones", async () => {
+  it("lists failed messages from an index of the failed ones alone", async () => {
     const db = await migratedDatabase("postgres");
     await seed(db, 10_000, sql`case when n % 2000 = 0 then 'failed' else 'delivered' end`);
     await db.execute(sql`analyze inbound_messages`);
@@ -127,11 +228,11 @@ describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
       .orderBy(desc(inboundMessages.id))
       .limit(50);
     const { nodes, pages } = await explained(db, failed.getSQL());
-    expect(nodes.map((n) => n["Index Name"])).toContain("inbound_status_idx");
+    expect(nodes.map((n) => n["Index Name"])).toContain("inbound_failed_idx");
     expect(pages).toBeLessThan(20);
     // Five entries: its metapage and one leaf. With the delivered messages it took 52 pages here.
     const [size] = rowsOf<{ pages: number }>(
-      await db.execute(sql`select pg_relation_size('inbound_status_idx')::int / 8192 as pages`),
+      await db.execute(sql`select pg_relation_size('inbound_failed_idx')::int / 8192 as pages`),
     );
     expect(size?.pages).toBe(2);
   });

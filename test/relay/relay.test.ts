@@ -207,6 +207,8 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
       text: "still there?",
       leaseOwner: "crashed-worker",
       leaseUntil: sql`now() + interval '1 second'`,
+      // As a claim leaves it: due again when the lease runs out.
+      nextAttemptAt: sql`now() + interval '1 second'`,
     });
     const started = Date.now();
     await waitFor(() => channel.delivered.length === 1, 10_000);

@@ -1,0 +1,68 @@
+import { sql } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { claimMessages, finishAll, type InboxInsert, insertRows } from "../../src/db/inbox.js";
+import { migratedDatabase, POSTGRES_URL, rowsOf } from "../support/db.js";
+
+const THREADS = 8;
+
+const message = (thread: number, n: number): InboxInsert => ({
+  tenant_id: "acme",
+  channel: "telegram",
+  thread_key: `t${thread}`,
+  dedupe_key: `${thread}-${n}`,
+  kind: "text",
+  sender: { id: "u" },
+  route: { chat_id: thread },
+  text: `m${n}`,
+});
+
+describe.skipIf(!POSTGRES_URL)("thread heads under concurrent inserts and ends", () => {
+  it("never strands a message behind one that ended while it was inserted, and ends each thread in order", async () => {
+    const db = await migratedDatabase("postgres");
+    const ended = new Map<string, number[]>();
+    let stop = false;
+    let inserted = 0;
+    // Two writers, as two replicas: each sends messages to every thread, often the same thread at once.
+    const writer = async (name: string) => {
+      for (let n = 0; !stop; n++) {
+        const batch = Array.from({ length: 1 + (n % 3) }, (_, i) =>
+          message((n + i) % THREADS, Number(`${n}${i}`) * 2 + (name === "a" ? 0 : 1)),
+        );
+        inserted += (await insertRows(db, batch)).size;
+      }
+    };
+    // Two workers ending what they claim at once, as fast as they can.
+    const worker = async (owner: string) => {
+      while (!stop || (await pendingCount()) > 0) {
+        const claimed = await claimMessages(db, { limit: 4, leaseMs: 60_000, owner });
+        if (claimed.length === 0) {
+          if (stop) break;
+          continue;
+        }
+        for (const m of claimed) ended.set(m.threadKey, [...(ended.get(m.threadKey) ?? []), m.id]);
+        await finishAll(
+          db,
+          claimed.map((m) => ({ lease: { id: m.id, owner }, status: "delivered" as const })),
+        );
+      }
+    };
+    const pendingCount = async () =>
+      rowsOf<{ n: number }>(
+        await db.execute(
+          sql`select count(*)::int as n from inbound_messages where next_attempt_at is not null`,
+        ),
+      )[0]?.n ?? 0;
+    const run = Promise.all([writer("a"), writer("b"), worker("w1"), worker("w2")]);
+    await new Promise((resolve) => setTimeout(resolve, 4_000));
+    stop = true;
+    await run;
+    // Whatever is still unfinished can only be a message nothing will ever make due again.
+    const stranded = rowsOf<{ id: number; thread_key: string }>(
+      await db.execute(sql`select id, thread_key from inbound_messages where status <> 'delivered'`),
+    );
+    console.log(`${inserted} messages inserted and ended by two writers and two workers`);
+    expect(inserted).toBeGreaterThan(200);
+    expect(stranded).toEqual([]);
+    for (const ids of ended.values()) expect(ids).toEqual([...ids].sort((a, b) => a - b));
+  });
+});
