@@ -28,8 +28,20 @@ const timelines = new Map<number, Timeline>();
 let sendCount = 0;
 let qcCalls = 0;
 let qcPending = 0;
+let firstQuickchatAt = 0;
 let firstSendAt = 0;
 let lastSendAt = 0;
+/** While set, Quickchat holds every request without answering (an outage); `answer` opens the gate. */
+let holding: { gate: Promise<void>; open: () => void } | undefined;
+
+function hold(): void {
+  if (holding) return;
+  let open = () => {};
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  holding = { gate, open };
+}
 
 function timeline(marker: RegExpMatchArray): Timeline {
   const id = Number(marker[1]);
@@ -113,9 +125,11 @@ function serveQuickchat(): Promise<string> {
     const at = now();
     qcCalls++;
     qcPending++;
+    if (firstQuickchatAt === 0) firstQuickchatAt = at;
     const marker = (await c.req.text()).match(MARKER);
     if (marker) timeline(marker).qcArrive = at;
     try {
+      if (holding) await holding.gate;
       await next();
     } finally {
       qcPending--;
@@ -136,6 +150,7 @@ function reset(): void {
   timelines.clear();
   sendCount = 0;
   qcCalls = 0;
+  firstQuickchatAt = 0;
   firstSendAt = 0;
   lastSendAt = 0;
   // The fakes keep every call for assertions; the bench does not need them.
@@ -154,8 +169,23 @@ function answer(request: FakesRequest): FakesReply {
     case "reset":
       reset();
       return { type: "ok" };
+    case "hold":
+      hold();
+      return { type: "ok" };
+    case "answer":
+      holding?.open();
+      holding = undefined;
+      return { type: "answered", at: now() };
     case "counts":
-      return { type: "counts", sends: sendCount, qcCalls, qcPending, firstSendAt, lastSendAt };
+      return {
+        type: "counts",
+        sends: sendCount,
+        qcCalls,
+        qcPending,
+        firstQuickchatAt,
+        firstSendAt,
+        lastSendAt,
+      };
     case "timelines": {
       const list: MessageTimeline[] = [];
       for (const [id, t] of timelines) {

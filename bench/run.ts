@@ -3,120 +3,61 @@
  * The service runs compiled, as production runs it (tsc into .bench-dist, then
  * `node <the container's heap flags> .bench-dist/main.js serve`), as a child process; the loopback fakes in another child
  * (bench/fakes.ts), the baseline in a third; this process only generates load (autocannon) and measures.
+ * The relay scenarios (live relay, outage burst, backlog drains) are in bench/relay.ts, the processes and
+ * databases in bench/harness.ts, the webhooks and the load generator in bench/webhooks.ts.
  * It ends with the adversarial scenario (bench/adversarial.ts); `npm run bench -- adversarial` runs that one alone.
  * Never part of CI: the figures depend on the machine and on whatever else runs on it.
  */
-import { type ChildProcess, execSync, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { cpus, loadavg, tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import autocannon from "autocannon";
-import postgres from "postgres";
+import { execSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { dirname } from "node:path";
 import { Agent, request } from "undici";
-import { slackEventHeaders, slackPayloads } from "../test/fakes/slack.js";
-import { inboundText, signTwilioRequest, toFormBody, twilioSid } from "../test/fakes/twilio.js";
-import { type AdversarialResults, adversarial, adversarialTable, type BridgeProcess } from "./adversarial.js";
+import { type AdversarialResults, adversarial, adversarialTable } from "./adversarial.js";
 import { formatFigures, REPLY_SIZES } from "./format.js";
-import { containerNodeFlags } from "./node-flags.js";
-import { BENCH_IDS, type FakesReply, type FakesRequest, now } from "./shared.js";
+import {
+  BUILD_DIR,
+  type Fakes,
+  freshDatabase,
+  log,
+  round,
+  type Service,
+  sleep,
+  startBridge,
+  startChild,
+  startFakes,
+  waitFor,
+  withBridge,
+  writeConfig,
+} from "./harness.js";
+import {
+  DRAIN_RATIO_TARGET,
+  E2E_MESSAGES,
+  relayResults,
+  relayRows,
+  relayScenarios,
+  relayWhileIngesting,
+} from "./relay.js";
+import { now } from "./shared.js";
+import { formatRows, mark, type Row } from "./table.js";
+import {
+  type Built,
+  buildWebhook,
+  CHANNELS,
+  type Channel,
+  CONNECTIONS,
+  DURATION,
+  type LoadResult,
+  load,
+} from "./webhooks.js";
 
-const DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
-/** Seconds per measured load phase. */
-const DURATION = Number(process.env.BENCH_DURATION ?? 8);
 const WARMUP = 2;
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 /** Messages per second in the added-latency scenario. */
 const LATENCY_RATE = Number(process.env.BENCH_LATENCY_RATE ?? 200);
-const E2E_MESSAGES = Number(process.env.BENCH_E2E_MESSAGES ?? 4000);
-const TENANT = "bench";
-/** Compiled service; one level below the repository root, like dist/, so it finds drizzle/ and node_modules. */
-const BUILD_DIR = ".bench-dist";
-type Channel = "telegram" | "slack" | "whatsapp";
-const CHANNELS: Channel[] = ["telegram", "slack", "whatsapp"];
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
-const log = (message: string) =>
-  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Processes, ports, databases
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function freshDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `qb_bench_${randomBytes(5).toString("hex")}`;
-  const admin = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  await admin.end();
-  const url = new URL(DATABASE_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const sql = postgres(DATABASE_URL, { max: 1, onnotice: () => {} });
-      await sql.unsafe(`drop database if exists ${name} with (force)`);
-      await sql.end();
-    },
-  };
-}
-
-interface Service {
-  child: ChildProcess;
-  url: string;
-  stop(): Promise<void>;
-}
-
-async function waitHealthy(url: string, child: ChildProcess, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`child exited with ${child.exitCode} before it was healthy`);
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
-  throw new Error(`${url} not healthy after ${timeoutMs} ms`);
-}
-
-async function startChild(args: string[], env: Record<string, string>): Promise<Service> {
-  const port = await freePort();
-  const child = spawn(process.execPath, args, {
-    env: { ...process.env, ...env, PORT: String(port), HOST: "127.0.0.1" },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await waitHealthy(url, child);
-  return {
-    child,
-    url,
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once("exit", r));
-      child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
 }
 
 function rssMb(pid: number | undefined): number {
@@ -126,252 +67,19 @@ function rssMb(pid: number | undefined): number {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Fakes child
-
-interface Fakes {
-  urls: { quickchat: string; telegram: string; slack: string; twilio: string };
-  ask<T extends FakesReply["type"]>(request: FakesRequest): Promise<Extract<FakesReply, { type: T }>>;
-  stop(): void;
-}
-
-/** `BENCH_CPU_PROF=<dir>`: the service and the fakes write CPU profiles there when they exit. */
-const profileArgs = () =>
-  process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-
-async function startFakes(): Promise<Fakes> {
-  const child = spawn(process.execPath, [...profileArgs(), "--import", "tsx", "bench/fakes.ts"], {
-    stdio: ["ignore", "inherit", "inherit", "ipc"],
-  });
-  const pending = new Map<number, (reply: FakesReply) => void>();
-  let seq = 0;
-  const ready = new Promise<FakesReply>((resolve) => pending.set(0, resolve));
-  child.on("message", (message: { seq: number; reply: FakesReply }) => {
-    pending.get(message.seq)?.(message.reply);
-    pending.delete(message.seq);
-  });
-  const first = await ready;
-  if (first.type !== "ready") throw new Error("fakes did not start");
-  return {
-    urls: first.urls,
-    ask<T extends FakesReply["type"]>(request: FakesRequest) {
-      return new Promise<Extract<FakesReply, { type: T }>>((resolve) => {
-        seq++;
-        pending.set(seq, (reply) => resolve(reply as Extract<FakesReply, { type: T }>));
-        child.send({ seq, request });
-      });
-    },
-    stop: () => child.kill("SIGTERM"),
-  };
-}
-
-function writeConfig(fakes: Fakes): string {
-  const dir = mkdtempSync(join(tmpdir(), "qb-bench-"));
-  const path = join(dir, "bridge.json");
-  const config = {
-    public_url: BENCH_IDS.publicUrl,
-    tenants: [
-      {
-        id: TENANT,
-        quickchat: {
-          scenario_id: BENCH_IDS.scenario,
-          token: BENCH_IDS.quickchatToken,
-          base_url: fakes.urls.quickchat,
-        },
-        telegram: {
-          bot_token: BENCH_IDS.telegramToken,
-          webhook_secret: BENCH_IDS.telegramSecret,
-          api_root: fakes.urls.telegram,
-        },
-        slack: {
-          signing_secret: BENCH_IDS.slackSigningSecret,
-          bot_token: BENCH_IDS.slackBotToken,
-          api_url: `${fakes.urls.slack}/api/`,
-        },
-        whatsapp: {
-          account_sid: BENCH_IDS.twilioSid,
-          auth_token: BENCH_IDS.twilioToken,
-          from: BENCH_IDS.twilioFrom,
-          api_base: fakes.urls.twilio,
-        },
-      },
-    ],
-  };
-  writeFileSync(path, JSON.stringify(config, null, 2));
-  return path;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Signed webhooks, unique per request
-
-let sequence = 0;
-
-interface Built {
-  path: string;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/** A signed webhook for `channel` whose text carries the marker `m<seq>w<send time>` the fakes look for. */
-function buildWebhook(channel: Channel, threads: number): Built {
-  const seq = ++sequence;
-  const text = `m${seq}w${now().toFixed(3)}`;
-  const thread = seq % threads;
-  const path = `/webhooks/${TENANT}/${channel}`;
-  if (channel === "telegram") {
-    const chat = 1_000_000 + thread;
-    const body = JSON.stringify({
-      update_id: seq,
-      message: {
-        message_id: seq,
-        from: { id: chat, is_bot: false, first_name: "Bench", language_code: "en" },
-        chat: { id: chat, type: "private", first_name: "Bench" },
-        date: Math.floor(Date.now() / 1000),
-        text,
-      },
-    });
-    return {
-      path,
-      body,
-      headers: {
-        "content-type": "application/json",
-        "x-telegram-bot-api-secret-token": BENCH_IDS.telegramSecret,
-      },
-    };
-  }
-  if (channel === "slack") {
-    const body = JSON.stringify(
-      slackPayloads.dm({
-        team: BENCH_IDS.slackTeam,
-        channel: `D0BENCH${thread}`,
-        user: "U0BENCHUSER",
-        text,
-        ts: `${1_700_000_000 + seq}.000100`,
-      }),
-    );
-    return { path, body, headers: slackEventHeaders(BENCH_IDS.slackSigningSecret, body) };
-  }
-  const params = inboundText(text, {
-    accountSid: BENCH_IDS.twilioSid,
-    to: BENCH_IDS.twilioFrom,
-    from: `whatsapp:+3160${String(thread).padStart(7, "0")}`,
-    messageSid: twilioSid("SM"),
-  });
-  return {
-    path,
-    body: toFormBody(params),
-    headers: {
-      "content-type": "application/x-www-form-urlencoded",
-      "x-twilio-signature": signTwilioRequest(BENCH_IDS.twilioToken, BENCH_IDS.publicUrl + path, params),
-    },
-  };
-}
-
-interface LoadOptions {
-  url: string;
-  build: () => Built;
-  duration?: number;
-  amount?: number;
-  connections?: number;
-}
-
-interface LoadResult {
-  rps: number;
-  p50: number;
-  p99: number;
-  total: number;
-  non2xx: number;
-  errors: number;
-}
-
-async function load(options: LoadOptions): Promise<LoadResult> {
-  const result = await autocannon({
-    url: options.url,
-    connections: options.connections ?? CONNECTIONS,
-    ...(options.amount === undefined
-      ? { duration: options.duration ?? DURATION }
-      : { amount: options.amount }),
-    requests: [
-      {
-        method: "POST",
-        setupRequest: (request) => {
-          const built = options.build();
-          return { ...request, path: built.path, headers: built.headers, body: built.body };
-        },
-      },
-    ],
-  });
-  return {
-    rps: round(result.requests.average),
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    total: result.requests.total,
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------
 // Scenarios
-
-/** Node's flags for the service, read from the container's ENTRYPOINT, so the figures hold for the container. */
-const SERVICE_NODE_FLAGS = containerNodeFlags(readFileSync("docker/Dockerfile", "utf8"));
-
-const BRIDGE_ENV = { LOG_LEVEL: "warn", SHUTDOWN_TIMEOUT_SECONDS: "2" };
-
-/** The compiled service on a fresh database; stopping or killing it drops the database. */
-async function startBridge(
-  configPath: string,
-  env: Record<string, string>,
-): Promise<Service & BridgeProcess> {
-  const db = await freshDatabase();
-  const bridge = await startChild(
-    [...profileArgs(), ...SERVICE_NODE_FLAGS, `${BUILD_DIR}/main.js`, "serve"],
-    {
-      ...BRIDGE_ENV,
-      ...env,
-      DATABASE_URL: db.url,
-      BRIDGE_CONFIG: configPath,
-    },
-  );
-  return {
-    ...bridge,
-    async stop() {
-      await bridge.stop();
-      await db.drop();
-    },
-    async kill() {
-      if (bridge.child.exitCode === null) {
-        const exited = new Promise((r) => bridge.child.once("exit", r));
-        bridge.child.kill("SIGKILL");
-        await exited;
-      }
-      await db.drop();
-    },
-  };
-}
-
-async function withBridge<T>(
-  _fakes: Fakes,
-  configPath: string,
-  env: Record<string, string>,
-  fn: (bridge: Service) => Promise<T>,
-): Promise<T> {
-  const bridge = await startBridge(configPath, env);
-  try {
-    return await fn(bridge);
-  } finally {
-    await bridge.stop();
-  }
-}
 
 /** The baseline server (bench/baseline.ts) on a fresh database, for `fn`. */
 async function withBaseline<T>(fn: (baseline: Service) => Promise<T>): Promise<T> {
   const db = await freshDatabase();
-  const service = await startChild(["--import", "tsx", "bench/baseline.ts"], { DATABASE_URL: db.url });
   try {
-    return await fn(service);
+    const service = await startChild(["--import", "tsx", "bench/baseline.ts"], { DATABASE_URL: db.url });
+    try {
+      return await fn(service);
+    } finally {
+      await service.stop();
+    }
   } finally {
-    await service.stop();
     await db.drop();
   }
 }
@@ -379,7 +87,7 @@ async function withBaseline<T>(fn: (baseline: Service) => Promise<T>): Promise<T
 /** The same Telegram webhook body, posted to the baseline's one route with its row key. */
 function baselineRequest(): Built {
   const built = buildWebhook("telegram", 1000);
-  return { ...built, path: "/webhook", headers: { ...built.headers, "x-bench-id": String(sequence) } };
+  return { ...built, path: "/webhook", headers: { ...built.headers, "x-bench-id": String(built.seq) } };
 }
 
 async function baseline() {
@@ -410,7 +118,6 @@ async function ackPath(fakes: Fakes, configPath: string, channel: Channel) {
   // The worker claims one message and waits on a Quickchat that never answers within the run.
   await fakes.ask({ type: "latency", ms: 600_000 });
   return withBridge(
-    fakes,
     configPath,
     { WORKER_CONCURRENCY: "1", QUICKCHAT_TIMEOUT_SECONDS: "900" },
     async (bridge) => {
@@ -425,59 +132,6 @@ async function ackPath(fakes: Fakes, configPath: string, channel: Channel) {
       return { saturated, half, rssAfterLoadMb: rssLoaded };
     },
   );
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await sleep(100);
-  }
-  return false;
-}
-
-async function endToEnd(fakes: Fakes, configPath: string) {
-  await fakes.ask({ type: "latency", ms: 0 });
-  return withBridge(fakes, configPath, {}, async (bridge) => {
-    // One unmeasured burst, drained, then the measured one: E2E_MESSAGES from the first webhook to the last
-    // send. After a 1,000-message warm-up the next burst still ran 15-25% slower than the ones after it, while
-    // V8 compiled the hot paths (a third of the service's CPU samples were on its helper threads, mostly V8's
-    // compiler).
-    await fakes.ask({ type: "reset" });
-    const warm = await load({
-      url: bridge.url,
-      build: () => buildWebhook("telegram", 1000),
-      amount: E2E_MESSAGES,
-    });
-    await waitFor(
-      async () => (await fakes.ask<"counts">({ type: "counts" })).sends >= warm.total - warm.non2xx,
-      30_000,
-    );
-    await fakes.ask({ type: "reset" });
-    const started = now();
-    const ingest = await load({
-      url: bridge.url,
-      build: () => buildWebhook("telegram", 1000),
-      amount: E2E_MESSAGES,
-    });
-    const ingestSeconds = (now() - started) / 1000;
-    const expected = ingest.total - ingest.non2xx;
-    const drained = await waitFor(
-      async () => (await fakes.ask<"counts">({ type: "counts" })).sends >= expected,
-      90_000,
-    );
-    const counts = await fakes.ask<"counts">({ type: "counts" });
-    const seconds = (counts.lastSendAt - started) / 1000;
-    return {
-      channel: "telegram",
-      messages: expected,
-      delivered: counts.sends,
-      drained,
-      ingestRps: round(expected / ingestSeconds),
-      seconds: round(seconds, 2),
-      msgsPerSecond: round(counts.sends / seconds),
-    };
-  });
 }
 
 /** Keep-alive connections of the paced sender: undici's request costs this process a third of fetch's CPU. */
@@ -543,7 +197,7 @@ const pacedFigures = ({ rate, rps, non2xx, ackMs }: Paced): PacedFigures => ({
 
 async function addedLatency(fakes: Fakes, configPath: string) {
   await fakes.ask({ type: "latency", ms: 0 });
-  return withBridge(fakes, configPath, {}, async (bridge) => {
+  return withBridge(configPath, {}, async (bridge) => {
     await paced(bridge.url, LATENCY_RATE, 2);
     await sleep(1000);
     await fakes.ask({ type: "reset" });
@@ -598,7 +252,7 @@ async function slowBackend(fakes: Fakes, configPath: string) {
   const workerCap = 512;
   await fakes.ask({ type: "reset" });
   await fakes.ask({ type: "latency", ms: latencyMs });
-  return withBridge(fakes, configPath, {}, async (bridge) => {
+  return withBridge(configPath, {}, async (bridge) => {
     const started = now();
     // A steady 200 msg/s over 1,000 threads, above the 128 msg/s bound, so the backlog grows and the cap
     // stays full. (A burst makes the in-flight messages start and end together: the sends then come in
@@ -646,7 +300,6 @@ async function memory(fakes: Fakes, configPath: string) {
   await fakes.ask({ type: "reset" });
   await fakes.ask({ type: "latency", ms: 20_000 });
   return withBridge(
-    fakes,
     configPath,
     { WORKER_CONCURRENCY: "1000", TENANT_CONCURRENCY: "1000" },
     async (bridge) => {
@@ -692,9 +345,11 @@ const TARGETS = {
   rssIdleMb: 150,
   rssLoadedMb: 250,
   format2kbMs: 0.2,
+  drainRatio: DRAIN_RATIO_TARGET,
 };
 
-const mark = (ok: boolean) => (ok ? "met" : "MISSED");
+/** The end-to-end scenario's chats, as in every round since issue 9 (the relay scenarios use 500). */
+const E2E_CHATS = 1000;
 
 /**
  * Runs a scenario right after its own baseline, the denominator of its ratio. The VM's speed drifts within a
@@ -710,7 +365,7 @@ async function withOwnBaseline<T extends object>(
   return { ...(await scenario()), baseline: own };
 }
 
-const baselineRow = (b: LoadResult): [string, string, string, string] => [
+const baselineRow = (b: LoadResult): Row => [
   "baseline (Hono + INSERT)",
   `${b.rps} req/s, p50 ${b.p50} / p99 ${b.p99} ms`,
   "",
@@ -727,6 +382,7 @@ async function main(): Promise<void> {
   const configPath = writeConfig(fakes);
   // The config's temporary folder goes with the run, whichever way it ends.
   process.on("exit", () => rmSync(dirname(configPath), { recursive: true, force: true }));
+  const endToEnd = () => relayWhileIngesting(fakes, configPath, E2E_CHATS, E2E_MESSAGES);
   if (process.argv[2] === "adversarial") {
     // `npm run bench -- adversarial`: that scenario alone, its table printed and kept in adversarial.json.
     try {
@@ -747,12 +403,14 @@ async function main(): Promise<void> {
   if (process.env.BENCH_ONLY) {
     // For profiling and quick comparisons (BENCH_ONLY=baseline,ack-telegram BENCH_CPU_PROF=dir): the named
     // scenarios only, printed as JSON; latest.json is left alone.
+    const relay = relayScenarios(fakes, configPath);
     const scenarios: Record<string, () => Promise<unknown>> = {
       baseline,
       "ack-telegram": () => ackPath(fakes, configPath, "telegram"),
       "ack-slack": () => ackPath(fakes, configPath, "slack"),
       "ack-whatsapp": () => ackPath(fakes, configPath, "whatsapp"),
-      e2e: () => endToEnd(fakes, configPath),
+      e2e: endToEnd,
+      ...relay.scenarios,
       latency: () => addedLatency(fakes, configPath),
       "baseline-latency": () => baselineAt(LATENCY_RATE),
       slow: () => slowBackend(fakes, configPath),
@@ -764,8 +422,13 @@ async function main(): Promise<void> {
         const scenario = scenarios[name];
         if (!scenario)
           throw new Error(`unknown scenario ${name}; known: ${Object.keys(scenarios).join(", ")}`);
+        const started = Date.now();
         console.log(`${name} ${JSON.stringify(await scenario())}`);
+        log(`${name} took ${Math.round((Date.now() - started) / 1000)} s`);
       }
+      // With the live relay among them, the drains' ratios to it, as a full run prints them.
+      const relayed = relayResults(relay.measured);
+      if (relayed) console.log(`\n${formatRows(relayRows(relayed))}`);
     } finally {
       fakes.stop();
     }
@@ -783,7 +446,12 @@ async function main(): Promise<void> {
       ack[channel] = { ...measured, baselineHalf: await baselineAt(measured.half.rate) };
     }
     log("end to end");
-    const e2e = await withOwnBaseline(() => endToEnd(fakes, configPath));
+    const e2e = await withOwnBaseline(endToEnd);
+    const relay = relayScenarios(fakes, configPath);
+    for (const [name, scenario] of Object.entries(relay.scenarios)) {
+      log(`relay: ${name}`);
+      await scenario();
+    }
     log(`added latency at ${LATENCY_RATE} msg/s`);
     const latency = await addedLatency(fakes, configPath);
     log(`baseline at ${LATENCY_RATE} req/s`);
@@ -814,6 +482,7 @@ async function main(): Promise<void> {
         ]),
       ),
       endToEnd: { ...e2e, ratio: round(e2e.msgsPerSecond / e2e.baseline.rps, 3) },
+      relay: relayResults(relay.measured),
       addedLatency: latency,
       baselineLatency: floor,
       slowBackend: slow,
@@ -826,7 +495,7 @@ async function main(): Promise<void> {
     mkdirSync("bench/results", { recursive: true });
     writeFileSync("bench/results/latest.json", `${JSON.stringify(results, null, 2)}\n`);
 
-    const rows: [string, string, string, string][] = [];
+    const rows: Row[] = [];
     for (const [channel, a] of Object.entries(results.ack)) {
       rows.push(baselineRow(a.baseline));
       rows.push([
@@ -851,11 +520,12 @@ async function main(): Promise<void> {
     const r = results.endToEnd;
     rows.push(baselineRow(r.baseline));
     rows.push([
-      "end to end (telegram)",
+      `end to end (telegram, ${E2E_CHATS} chats)`,
       `${r.msgsPerSecond} msg/s (${r.ratio}x), ${r.delivered}/${r.messages} in ${r.seconds} s`,
       `>= ${TARGETS.e2eRatio}x`,
       mark(r.ratio >= TARGETS.e2eRatio),
     ]);
+    if (results.relay) rows.push(...relayRows(results.relay));
     rows.push([
       `added latency @ ${LATENCY_RATE}/s`,
       `p50 ${latency.addedP50} / p99 ${latency.addedP99} ms (${latency.samples} msgs, ${latency.missing} missing)`,
@@ -888,11 +558,10 @@ async function main(): Promise<void> {
         mark(f.typicalMs <= TARGETS.format2kbMs),
       ]);
     }
-    const widths = [0, 1, 2, 3].map((i) => Math.max(...rows.map((row) => row[i]?.length ?? 0)));
     console.log(
       `\ncommit ${commit.slice(0, 10)}, ${results.cpus} CPUs, node ${process.version}, load average ${results.loadavgBefore.join(" ")} -> ${results.loadavgAfter.join(" ")}`,
     );
-    for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join("  "));
+    console.log(formatRows(rows));
     console.log(`\n${adversarialTable(hostile)}`);
     console.log(`\nwritten to bench/results/latest.json (${results.runSeconds} s)`);
   } finally {

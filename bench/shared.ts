@@ -29,17 +29,25 @@ export interface MessageTimeline {
 export type FakesRequest =
   | { type: "latency"; ms: number }
   | { type: "reset" }
+  /** Quickchat stops answering: requests are held open, unanswered, until `answer`. */
+  | { type: "hold" }
+  /** Quickchat answers again: the held requests at once, and every later one (as `latency` says). */
+  | { type: "answer" }
   | { type: "counts" }
   | { type: "timelines" };
 
 export type FakesReply =
   | { type: "ok" }
+  /** `at`: the moment the held requests were let through. */
+  | { type: "answered"; at: number }
   | { type: "ready"; urls: { quickchat: string; telegram: string; slack: string; twilio: string } }
   | {
       type: "counts";
       sends: number;
       qcCalls: number;
       qcPending: number;
+      /** Arrival of the first Quickchat request since the last reset (0: none yet). */
+      firstQuickchatAt: number;
       firstSendAt: number;
       lastSendAt: number;
     }
