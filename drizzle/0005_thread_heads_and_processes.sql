@@ -16,4 +16,5 @@ WHERE m.status = 'pending' AND m.lease_owner IS NULL
     WHERE o.tenant_id = m.tenant_id AND o.channel = m.channel AND o.thread_key = m.thread_key
       AND o.status IN ('pending', 'delivering') AND o.id < m.id);--> statement-breakpoint
 CREATE INDEX "inbound_ready_idx" ON "inbound_messages" USING btree ("next_attempt_at","id") WHERE next_attempt_at is not null;--> statement-breakpoint
-CREATE INDEX "inbound_failed_idx" ON "inbound_messages" USING btree ("id") WHERE status = 'failed';
+CREATE INDEX "inbound_failed_idx" ON "inbound_messages" USING btree ("id") WHERE status = 'failed';--> statement-breakpoint
+CREATE INDEX "inbound_unfinished_idx" ON "inbound_messages" USING btree ("created_at") WHERE status in ('pending', 'delivering');

@@ -1,8 +1,8 @@
 -- Custom migration (drizzle-kit generate --custom): when a message ends, the next message of its thread becomes
--- its thread's head, due at once. A trigger, because its query runs with a fresh snapshot after the ending
--- statement has taken its row locks: it sees a message whose insert found this one unfinished and committed
--- meanwhile (that insert holds a KEY SHARE lock on the row it found, which the ending statement's FOR UPDATE
--- waits for). The ending statement's own subquery would miss it, and that message would never be claimed.
+-- its thread's head, due at once. A trigger, because its query runs with a fresh snapshot once the ending
+-- statement holds its row locks: it sees a message whose insert found this one unfinished and committed
+-- meanwhile (that insert holds a SHARE lock on the row it found, which the ending UPDATE waits for). The
+-- ending statement's own subquery would miss it, and that message would never be claimed.
 CREATE OR REPLACE FUNCTION bridge_inbox_promote_next() RETURNS trigger AS $$
 BEGIN
   UPDATE inbound_messages SET next_attempt_at = now()

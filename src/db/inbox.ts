@@ -29,7 +29,7 @@ export type ClaimedMessage = Pick<
 >;
 
 /** "Not finished yet": the claim index's predicate, and the status range the thread probes read. */
-const unfinished = (status: AnyPgColumn) => sql`${status} in ('pending', 'delivering')`;
+const unfinished = (status: SQL | AnyPgColumn) => sql`${status} in ('pending', 'delivering')`;
 
 export interface ClaimOptions {
   limit: number;
@@ -114,10 +114,13 @@ export async function insertRows(db: Db, rows: InboxInsert[]): Promise<Map<strin
  * `insertRows`'s statement (its cost is checked in a test). A row is queued (not due, out of the claim's index)
  * behind its thread's unfinished message, or behind a new row of its thread earlier in the batch.
  *
- * The probe takes a KEY SHARE lock on the row it finds, skipping a row locked by the statement that is ending
- * it (FOR UPDATE, finishAllStatement): either this insert commits first and the ending statement's trigger sees
- * it and promotes it, or the row is being ended and no longer holds the thread. Waiting for that lock instead
- * could deadlock against the ending statement's other rows.
+ * The probe takes a SHARE lock on the unfinished message it finds, which the statement ending that message
+ * waits for: that statement's trigger, which makes the next message due, then sees this insert's row. A message
+ * being written meanwhile (claimed, answered, ended) is skipped rather than waited for, so an insert never
+ * waits on a worker and no lock cycle can form; if it was the thread's only unfinished message, the new one
+ * does not queue, and the claim's probe for an older unfinished message keeps the order. (KEY SHARE would not
+ * stop the worker's updates, but it follows a row's newer versions and waits on them whatever SKIP LOCKED
+ * says: inserts and ending statements deadlocked.)
  */
 export function insertStatement(rows: InboxInsert[]) {
   return sql`
@@ -166,16 +169,17 @@ function batchRows(rows: InboxInsert[]) {
 }
 
 /**
- * A thread's unfinished message, if any, locked as insertStatement explains. One LIMIT 1 probe of the thread
- * index per status: as `status in (…)` the planner filtered the thread's entries one by one, reading a long
- * chat's whole history; as a plain NOT EXISTS it could hash every unfinished row of the inbox.
+ * A thread's unfinished message, if any, locked as insertStatement explains: its newest pending one (a message
+ * queued behind the head, which no worker writes to) or else the one being delivered. One LIMIT 1 probe of the
+ * thread index per status: as `status in (…)` the planner filtered the thread's entries one by one, reading a
+ * long chat's whole history; as a plain NOT EXISTS it could hash every unfinished row of the inbox.
  */
 const busy = (tenantId: SQL, channel: SQL, threadKey: SQL) => {
   const inStatus = (status: string) => sql`(select true from ${inboundMessages} o
     where o.tenant_id = ${tenantId} and o.channel = ${channel} and o.thread_key = ${threadKey}
       and o.status = ${sql.raw(`'${status}'`)}
-    limit 1 for key share of o skip locked)`;
-  return sql`coalesce(${inStatus("delivering")}, ${inStatus("pending")}, false)`;
+    order by o.id desc limit 1 for share of o skip locked)`;
+  return sql`coalesce(${inStatus("pending")}, ${inStatus("delivering")}, false)`;
 };
 
 /**
@@ -219,7 +223,7 @@ export function insertInKnownThreadStatement(v: InboxInsert) {
  * another has no due time), and a probe for an older unfinished message guards the rare thread with two heads
  * (two replicas' inserts at once, or a failed message retried). A leased message is due when its lease runs
  * out, so an expired lease makes a crashed worker's message claimable again. SKIP LOCKED lets many workers
- * claim concurrently; NO KEY UPDATE leaves the inserts' KEY SHARE probes unblocked.
+ * claim concurrently; NO KEY UPDATE is all it needs.
  *
  * The statement reads the first heads in the due index's order and stops: its cost does not depend on the
  * backlog's depth or width. It has no other filter the planner could count against that order: with
@@ -386,7 +390,8 @@ export interface FinalState {
 /**
  * Final states (and their last parts' records) of several messages, in one statement. Per state: whether its
  * thread has a later unfinished message, which the end of this one makes claimable (the `inbound_promote_next`
- * trigger takes it out of the queue).
+ * trigger makes it due, once the inserts that queued a message behind this one have committed: see
+ * insertStatement).
  */
 export async function finishAll(db: Db, states: FinalState[]): Promise<boolean[]> {
   return perLease(states, await db.execute(finishAllStatement(states)), (row) => row.waiting === true);
@@ -408,19 +413,13 @@ export function finishAllStatement(states: FinalState[]) {
     with r as (
       select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id bigint, owner text, status text,
         error text, part int, part_status text, channel_message_id text, error_code text)),
-    -- FOR UPDATE, not the UPDATE's weaker lock: it waits for an insert that saw this message unfinished and
-    -- queued behind it (insertStatement), so the promoting trigger, run after it, sees that insert's row.
-    locked as (
-      select m.id from ${inboundMessages} m join r on r.id = m.id and m.lease_owner = r.owner
-      where m.id = any(${idsOf(states.map((state) => state.lease))}) for update of m),
     part as (
       insert into ${outboundMessages} (inbound_id, part, status, channel_message_id, error_code)
       select r.id, r.part, r.part_status, r.channel_message_id, r.error_code from r where r.part is not null
       ${onPartConflict})
     update ${inboundMessages} m set status = r.status, error = coalesce(r.error, m.error), lease_until = null,
       lease_owner = null, next_attempt_at = null, updated_at = now()
-    from r join locked on locked.id = r.id
-    where m.id = any(${idsOf(states.map((state) => state.lease))}) and m.id = r.id and m.lease_owner = r.owner
+    from r where m.id = any(${idsOf(states.map((state) => state.lease))}) and m.id = r.id and m.lease_owner = r.owner
     returning m.id, exists (select 1 from ${inboundMessages} o where o.tenant_id = m.tenant_id
       and o.channel = m.channel and o.thread_key = m.thread_key and o.status = 'pending' and o.id > m.id)
       as waiting`;
@@ -443,12 +442,13 @@ export async function updateRoute(db: Db, lease: Lease, route: Route): Promise<v
 
 /** Unfinished messages and the age in seconds of the oldest one (for metrics). */
 export async function queueStats(db: Db): Promise<{ depth: number; oldest: number }> {
-  const [row] = await db
-    .select({
-      depth: sql<number>`count(*)::int`,
-      oldest: sql<number>`coalesce(extract(epoch from now() - min(${inboundMessages.createdAt})), 0)::float8`,
-    })
-    .from(inboundMessages)
-    .where(unfinished(inboundMessages.status));
+  const [row] = rowsOf<{ depth: number; oldest: number }>(await db.execute(queueStatsStatement()));
   return { depth: row?.depth ?? 0, oldest: row?.oldest ?? 0 };
+}
+
+/** `queueStats`'s statement (its cost is checked in a test). */
+export function queueStatsStatement() {
+  return sql`select count(*)::int as depth,
+      coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as oldest
+    from ${inboundMessages} where ${unfinished(sql`status`)}`;
 }

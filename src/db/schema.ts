@@ -94,6 +94,9 @@ export const inboundMessages = pgTable(
     // looked cheaper to the planner than the thread index for the thread probes, on tables not yet analyzed,
     // and each probe read every unfinished message older than the one probed.
     index("inbound_failed_idx").on(t.id).where(sql`status = 'failed'`),
+    // The queue's depth and oldest message (metrics), from the unfinished messages alone. No thread probe can
+    // use it: it holds neither the thread nor the id.
+    index("inbound_unfinished_idx").on(t.createdAt).where(sql`status in ('pending', 'delivering')`),
     // Retention: the oldest finished messages with text (a message leaves it when pruned).
     index("inbound_prunable_idx").on(t.updatedAt).where(PRUNABLE),
   ],

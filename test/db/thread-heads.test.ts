@@ -22,11 +22,12 @@ describe.skipIf(!POSTGRES_URL)("thread heads under concurrent inserts and ends",
     const ended = new Map<string, number[]>();
     let stop = false;
     let inserted = 0;
-    // Two writers, as two replicas: each sends messages to every thread, often the same thread at once.
-    const writer = async (name: string) => {
+    // Two writers, each with its own threads: a process writes a thread's messages one statement after
+    // another (InboxWriter), and two statements of one thread in flight at once may commit out of id order.
+    const writer = async (first: number) => {
       for (let n = 0; !stop; n++) {
         const batch = Array.from({ length: 1 + (n % 3) }, (_, i) =>
-          message((n + i) % THREADS, Number(`${n}${i}`) * 2 + (name === "a" ? 0 : 1)),
+          message(first + 2 * ((n + i) % (THREADS / 2)), n * 3 + i),
         );
         inserted += (await insertRows(db, batch)).size;
       }
@@ -52,7 +53,7 @@ describe.skipIf(!POSTGRES_URL)("thread heads under concurrent inserts and ends",
           sql`select count(*)::int as n from inbound_messages where next_attempt_at is not null`,
         ),
       )[0]?.n ?? 0;
-    const run = Promise.all([writer("a"), writer("b"), worker("w1"), worker("w2")]);
+    const run = Promise.all([writer(0), writer(1), worker("w1"), worker("w2")]);
     await new Promise((resolve) => setTimeout(resolve, 4_000));
     stop = true;
     await run;
