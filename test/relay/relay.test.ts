@@ -214,6 +214,30 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
     expect(channel.thread("t1")[0]).toContain("still there?");
   });
 
+  it("answers a message of a process presumed dead within seconds, long before its lease runs out", async () => {
+    await setup({ TAKEOVER_SECONDS: "1" });
+    // What a crashed process leaves: its silent heartbeat, and a message leased to it for the default minute.
+    await bridge.database.db.execute(
+      sql`insert into bridge_processes (id, heartbeat_at) values ('crashed', now() - interval '1 hour')`,
+    );
+    await bridge.database.db.insert(inboundMessages).values({
+      tenantId: "acme",
+      channel: "telegram",
+      threadKey: "t1",
+      dedupeKey: "orphan",
+      kind: "text",
+      sender: { id: "u1" },
+      route: { thread: "t1" },
+      text: "still there?",
+      leaseOwner: "crashed:1",
+      leaseUntil: sql`now() + interval '60 seconds'`,
+      nextAttemptAt: sql`now() + interval '60 seconds'`,
+    });
+    await waitFor(() => channel.delivered.length === 1, 10_000);
+    expect(channel.thread("t1")[0]).toContain("still there?");
+    expect(bridge.logs.join("\n")).toContain("took over the messages of processes presumed dead");
+  });
+
   it("never sends more than 5 client_metadata keys", async () => {
     await setup({}, { kbTopic: "support" });
     await send({ id: "m1", thread: "t1", user: "u1", text: "hi" });
