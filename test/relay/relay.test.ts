@@ -238,6 +238,22 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
     expect(bridge.logs.join("\n")).toContain("took over the messages of processes presumed dead");
   });
 
+  it("stops delivering a reply once its lease was taken over, after the part in flight", async () => {
+    // Three parts on Telegram (4,096 characters each at most).
+    const paragraph = "word ".repeat(600).trim();
+    await setup({}, { reply: () => `<p>${paragraph}</p><p>${paragraph}</p><p>${paragraph}</p>` });
+    let taken = false;
+    channel.beforeSend = async () => {
+      if (taken) return;
+      taken = true;
+      // Another process takes the message over while the first part is on its way.
+      await bridge.database.db.update(inboundMessages).set({ leaseOwner: "other:1" });
+    };
+    await send({ id: "m1", thread: "t1", user: "u1", text: "long" });
+    await waitFor(() => bridge.logs.some((line) => line.includes("lease lost during delivery")));
+    expect(channel.delivered).toHaveLength(1);
+  });
+
   it("never sends more than 5 client_metadata keys", async () => {
     await setup({}, { kbTopic: "support" });
     await send({ id: "m1", thread: "t1", user: "u1", text: "hi" });
