@@ -47,6 +47,8 @@ export class Heartbeat {
     this.lastBeat = this.onScheduleSince = performance.now();
     this.timer = setInterval(() => this.tick(), this.intervalMs);
     this.timer.unref();
+    // The id other processes' takeover warnings name.
+    this.options.log.info({ process_id: this.processId }, "heartbeat started");
   }
 
   /** Stops beating and removes this process's row: call once the pool has handed its messages back. */
