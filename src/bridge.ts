@@ -11,6 +11,7 @@ import { migrate } from "./db/migrate.js";
 import type { Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createQuickchatClient, type QuickchatClient } from "./quickchat/client.js";
+import { Heartbeat } from "./relay/heartbeat.js";
 import { WorkerPool } from "./relay/pool.js";
 import { startRetention } from "./relay/retention.js";
 import { loadSecretKeys, SecretBox } from "./tenants/secrets.js";
@@ -70,8 +71,14 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
 
   const adapters = options.adapters ?? createAdapters({ log });
   const metrics = createMetrics(() => queueStats(database.db));
-  const worker = options.worker
+  // A worker's leases name its process, whose heartbeat lets the others take them over if it dies.
+  const heartbeat = options.worker
+    ? new Heartbeat({ database, log, takeoverMs: settings.TAKEOVER_SECONDS * 1000 })
+    : undefined;
+  await heartbeat?.start();
+  const worker = heartbeat
     ? new WorkerPool({
+        processId: heartbeat.processId,
         database,
         tenants,
         adapters,
@@ -156,6 +163,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
       draining = true;
       stopRetention();
       await worker?.stop(settings.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+      await heartbeat?.stop();
       if (server) {
         const s = server;
         await new Promise<void>((resolve) => {

@@ -25,7 +25,12 @@ const settingsSchema = z.object({
   /** First backoff step; doubles per attempt up to RETRY_MAX_DELAY_SECONDS. */
   RETRY_BASE_MS: int(1).default(1000),
   RETRY_MAX_DELAY_SECONDS: int(1).default(60),
-  /** A claimed message returns to the queue this long after its worker stopped renewing the lease. */
+  /**
+   * A process whose heartbeat is silent this long is presumed dead: the others hand its messages back to the
+   * queue. It beats five times per period.
+   */
+  TAKEOVER_SECONDS: int(1).default(5),
+  /** The fallback: a claimed message returns to the queue this long after its worker stopped renewing it. */
   LEASE_SECONDS: int(1).default(60),
   /** Fallback poll for new and due messages when no notification arrives. */
   POLL_INTERVAL_MS: int(10).default(1000),

@@ -1,5 +1,6 @@
 import { and, eq, inArray, notInArray, sql } from "drizzle-orm";
-import type { Db } from "./client.js";
+import { type Db, rowsOf } from "./client.js";
+import type { Lease } from "./inbox.js";
 import { inboundMessages, outboundMessages } from "./schema.js";
 
 /** Parts of a reply already accepted by the channel (a retry resumes after them). */
@@ -24,12 +25,22 @@ export interface PartRecord {
 export const onPartConflict = sql`on conflict (inbound_id, part) do update set status = excluded.status,
   channel_message_id = excluded.channel_message_id, error_code = excluded.error_code, updated_at = now()`;
 
-/** Records what became of one part (sent, with the channel's id, or failed). */
-export async function recordPart(db: Db, p: PartRecord): Promise<void> {
-  await db.execute(sql`
-    insert into ${outboundMessages} (inbound_id, part, status, channel_message_id, error_code)
-    values (${p.inboundId}, ${p.part}, ${p.status}, ${p.channelMessageId ?? null}, ${p.errorCode ?? null})
-    ${onPartConflict}`);
+/**
+ * Records what became of one part (sent, with the channel's id, or failed); false when `lease` no longer holds
+ * its message. The record is true whoever holds the message now, so it is written either way (as `finishAll`
+ * writes the last part's); a worker whose lease was taken over sends no further part.
+ */
+export async function recordPart(db: Db, p: PartRecord, lease: Lease): Promise<boolean> {
+  const [row] = rowsOf<{ held: boolean }>(
+    await db.execute(sql`
+      with part as (
+        insert into ${outboundMessages} (inbound_id, part, status, channel_message_id, error_code)
+        values (${p.inboundId}, ${p.part}, ${p.status}, ${p.channelMessageId ?? null}, ${p.errorCode ?? null})
+        ${onPartConflict})
+      select exists (select 1 from ${inboundMessages} where id = ${lease.id}
+        and lease_owner = ${lease.owner}) as held`),
+  );
+  return row?.held === true;
 }
 
 /**

@@ -117,7 +117,10 @@ export async function deliver(
     };
     // The last part's record goes with the final state, in one statement.
     if (index === parts.length - 1) return done(reply.error ? "failed" : "delivered", undefined, record);
-    await recordPart(db, record);
+    if (!(await recordPart(db, record, lease))) {
+      log.warn({ part: index }, "lease lost during delivery; another worker has the message");
+      return false;
+    }
   }
   return done(reply.error ? "failed" : "delivered");
 }

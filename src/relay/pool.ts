@@ -3,7 +3,6 @@
  * Handoff), within the pool's and each tenant's concurrency, runs each under its lease, and on a stop hands
  * unfinished messages back to the queue.
  */
-import { randomUUID } from "node:crypto";
 import type { AdapterMap } from "../channels/types.js";
 import type { Database } from "../db/client.js";
 import { GroupCommit } from "../db/group-commit.js";
@@ -36,6 +35,8 @@ export interface WorkerOptions {
 }
 
 export interface WorkerDeps {
+  /** This process's id (its heartbeat's): the prefix of every lease owner token, so a lease names its process. */
+  processId: string;
   database: Database;
   tenants: TenantRegistry;
   adapters: AdapterMap;
@@ -68,7 +69,6 @@ export class WorkerPool implements Handoff {
   private reserved = 0;
   /** The limit of the claim in flight, if any: its rows are not counted anywhere yet. */
   private claiming = 0;
-  private readonly processId = randomUUID().slice(0, 8);
   private claimCount = 0;
   /** The claim loop, while one runs: a stop waits for it, since a claim in flight hands its rows back. */
   private filling: Promise<void> | undefined;
@@ -195,7 +195,7 @@ export class WorkerPool implements Handoff {
       .catch((err: unknown) => {
         this.deps.log.warn(
           { msg_ids: leases.map((l) => l.id), ...errorFields(err) },
-          "could not return messages to the queue; they are taken up again when their leases expire",
+          "could not return messages to the queue; they go back when this process unregisters, or are taken over once it is silent",
         );
       })
       .finally(() => this.handingBack.delete(released));
@@ -267,7 +267,7 @@ export class WorkerPool implements Handoff {
   }
 
   private leaseOwner(): string {
-    return `${this.processId}:${++this.claimCount}`;
+    return `${this.deps.processId}:${++this.claimCount}`;
   }
 
   private leaveTenant(tenantId: string): void {

@@ -85,6 +85,13 @@ describe("configuration", () => {
     expect(() => loadConfig({ PORT: "eighty" })).toThrow(/PORT/);
   });
 
+  it("presumes a silent process dead after TAKEOVER_SECONDS: 5 by default, at least 1", () => {
+    expect(loadConfig({}).settings.TAKEOVER_SECONDS).toBe(5);
+    expect(loadConfig({ TAKEOVER_SECONDS: "8" }).settings.TAKEOVER_SECONDS).toBe(8);
+    expect(() => loadConfig({ TAKEOVER_SECONDS: "0" })).toThrow(/TAKEOVER_SECONDS/);
+    expect(() => loadConfig({ TAKEOVER_SECONDS: "soon" })).toThrow(/TAKEOVER_SECONDS/);
+  });
+
   it("requires exactly one Quickchat credential", () => {
     const path = configFile(tenantYaml.replace(/token: \$\{ACME_TOKEN\}/, "token: a\n      api_key: b"));
     expect(() => loadConfig({ BRIDGE_CONFIG: path })).toThrow(/exactly one of token/);

@@ -86,9 +86,7 @@ describe.runIf(POSTGRES_AVAILABLE)("channel trouble: 429s, 5xx bursts and perman
   const permanents = () => metric(service.url, "bridge_outbound_sends_total", { outcome: "permanent" });
 
   beforeAll(async () => {
-    // No worker dies here, so a lease must not expire under a loaded machine's stalls (the suite's 3 s
-    // lease is for the crash scenarios): a takeover from a live worker would re-ask Quickchat by design.
-    world = await FaultWorld.create({ LEASE_SECONDS: "30" });
+    world = await FaultWorld.create();
     service = await world.startService();
   });
   afterAll(() => world?.close());

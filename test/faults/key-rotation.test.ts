@@ -51,8 +51,7 @@ describe.runIf(POSTGRES_AVAILABLE)("secret key rotation with two replicas", () =
   let inbox: Inbox;
 
   beforeAll(async () => {
-    // As in the replica suite: live workers must not lose their leases to a loaded machine's stalls.
-    world = await FaultWorld.create({ ...NO_SHORTHAND, LEASE_SECONDS: "30", BRIDGE_SECRET_KEY: K1 });
+    world = await FaultWorld.create({ ...NO_SHORTHAND, BRIDGE_SECRET_KEY: K1 });
     inbox = new Inbox(world.database.url!);
   });
   afterAll(async () => {

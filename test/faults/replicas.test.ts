@@ -90,10 +90,7 @@ describe.runIf(POSTGRES_AVAILABLE)("two service processes on one database", () =
   let b: ServiceProcess;
 
   beforeAll(async () => {
-    // Live workers renew their leases; the suite's 3 s lease (made for the crash scenarios) is shorter than
-    // the stalls a loaded 2-core machine produces (webhook acks of 3 s were seen), and a lease taken over
-    // from a live worker re-asks Quickchat by design. Here no worker dies, so the lease must not expire.
-    world = await FaultWorld.create({ LEASE_SECONDS: "30" });
+    world = await FaultWorld.create();
     [a, b] = await Promise.all([world.startService(), world.startService()]);
     world.fakes.quickchat.latencyMs = QUICKCHAT_LATENCY_MS;
   });

@@ -23,6 +23,7 @@ const message = (n: number, thread = `t${n}`) => ({
 /** A pool over `database` with no tenant configured: a message fails at once, which is all these tests need. */
 function newPool(database: Database, log = createLogger("silent")): WorkerPool {
   return new WorkerPool({
+    processId: "handoff-test",
     database,
     tenants: { get: async () => undefined, list: async () => [] },
     adapters: {},
@@ -179,7 +180,7 @@ describe.skipIf(!POSTGRES_URL)("claims beside the handoff", () => {
     const warnings = lines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40);
     expect(warnings).toContainEqual(
       expect.objectContaining({
-        msg: "could not return messages to the queue; they are taken up again when their leases expire",
+        msg: "could not return messages to the queue; they go back when this process unregisters, or are taken over once it is silent",
         err: "connection lost",
         msg_ids: [expect.any(Number)],
       }),

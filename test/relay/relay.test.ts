@@ -216,6 +216,46 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
     expect(channel.thread("t1")[0]).toContain("still there?");
   });
 
+  it("answers a message of a process presumed dead within seconds, long before its lease runs out", async () => {
+    await setup({ TAKEOVER_SECONDS: "1" });
+    // What a crashed process leaves: its silent heartbeat, and a message leased to it for the default minute.
+    await bridge.database.db.execute(
+      sql`insert into bridge_processes (id, heartbeat_at) values ('crashed', now() - interval '1 hour')`,
+    );
+    await bridge.database.db.insert(inboundMessages).values({
+      tenantId: "acme",
+      channel: "telegram",
+      threadKey: "t1",
+      dedupeKey: "orphan",
+      kind: "text",
+      sender: { id: "u1" },
+      route: { thread: "t1" },
+      text: "still there?",
+      leaseOwner: "crashed:1",
+      leaseUntil: sql`now() + interval '60 seconds'`,
+      nextAttemptAt: sql`now() + interval '60 seconds'`,
+    });
+    await waitFor(() => channel.delivered.length === 1, 10_000);
+    expect(channel.thread("t1")[0]).toContain("still there?");
+    expect(bridge.logs.join("\n")).toContain("took over the messages of processes presumed dead");
+  });
+
+  it("stops delivering a reply once its lease was taken over, after the part in flight", async () => {
+    // Three parts on Telegram (4,096 characters each at most).
+    const paragraph = "word ".repeat(600).trim();
+    await setup({}, { reply: () => `<p>${paragraph}</p><p>${paragraph}</p><p>${paragraph}</p>` });
+    let taken = false;
+    channel.beforeSend = async () => {
+      if (taken) return;
+      taken = true;
+      // Another process takes the message over while the first part is on its way.
+      await bridge.database.db.update(inboundMessages).set({ leaseOwner: "other:1" });
+    };
+    await send({ id: "m1", thread: "t1", user: "u1", text: "long" });
+    await waitFor(() => bridge.logs.some((line) => line.includes("lease lost during delivery")));
+    expect(channel.delivered).toHaveLength(1);
+  });
+
   it("never sends more than 5 client_metadata keys", async () => {
     await setup({}, { kbTopic: "support" });
     await send({ id: "m1", thread: "t1", user: "u1", text: "hi" });

@@ -72,6 +72,39 @@ export class Inbox {
     return row!;
   }
 
+  /**
+   * The messages whose text is one of `markers`: each one's status, and whether its reply's first part has a
+   * delivery record (the fault suite's replies are one part each).
+   */
+  async progress(markers: string[]): Promise<Map<string, { status: string; recorded: boolean }>> {
+    const rows = await this.sql<{ text: string; status: string; recorded: boolean }[]>`
+      select i.text, i.status, exists (select 1 from outbound_messages o where o.inbound_id = i.id
+        and o.part = 0 and o.status <> 'failed') as recorded
+      from inbound_messages i where i.text = any(${markers})`;
+    return new Map(rows.map(({ text, status, recorded }) => [text, { status, recorded }]));
+  }
+
+  /** Markers of the messages leased right now (by process `processId`, else by any), their leases not run out. */
+  async leased(processId?: string): Promise<string[]> {
+    const rows = await this.sql<{ text: string }[]>`
+      select text from inbound_messages
+      where status in ('pending', 'delivering') and lease_until > now()
+        and split_part(lease_owner, ':', 1) = coalesce(${processId ?? null}, split_part(lease_owner, ':', 1))`;
+    return rows.map((row) => row.text);
+  }
+
+  /**
+   * The id of the process started last (its heartbeat's row, written before it listens): the one not in
+   * `known`, which it joins.
+   */
+  async newProcess(known: Set<string>): Promise<string> {
+    const ids = (await this.sql<{ id: string }[]>`select id from bridge_processes`).map((row) => row.id);
+    const added = ids.filter((id) => !known.has(id));
+    if (added.length !== 1) throw new Error(`expected one new process, found ${added.length}`);
+    known.add(added[0]!);
+    return added[0]!;
+  }
+
   close(): Promise<void> {
     return this.sql.end();
   }

@@ -102,7 +102,6 @@ export function serviceEnv(fakes: Fakes, databaseUrl: string): Record<string, st
     RETRY_BASE_MS: "100",
     RETRY_MAX_DELAY_SECONDS: "1",
     POLL_INTERVAL_MS: "200",
-    LEASE_SECONDS: "3",
     SHUTDOWN_TIMEOUT_SECONDS: "2",
     QUICKCHAT_SCENARIO_ID: IDS.scenario,
     QUICKCHAT_TOKEN: IDS.quickchatToken,
