@@ -1,4 +1,5 @@
 import { type DestinationStream, type Logger, pino } from "pino";
+import { databaseCause, isDatabaseError } from "./db/errors.js";
 
 export type { Logger };
 
@@ -91,14 +92,6 @@ function safeMessage(error: unknown): string {
   return quotesValues ? cause.message.replace(/"[^"]*"|'[^']*'/g, '"…"') : cause.message;
 }
 
-/** The driver's error under drizzle's "Failed query" wrapper. */
-function databaseCause(error: unknown): unknown {
-  let current = error;
-  while (current instanceof Error && current.message.startsWith("Failed query:"))
-    current = current.cause ?? new Error("database query failed");
-  return current;
-}
-
 /** The stack's frames, without the message lines above them (which repeat the message, parameters and all). */
 export function stackFrames(error: unknown): string | undefined {
   const stack = (error as Error | undefined)?.stack;
@@ -106,15 +99,4 @@ export function stackFrames(error: unknown): string | undefined {
     ?.split("\n")
     .filter((line) => /^\s+at /.test(line))
     .join("\n");
-}
-
-/** A server error from postgres.js or PGlite: a five-character SQLSTATE and a severity. */
-function isDatabaseError(error: unknown): error is Error & { code: string } {
-  const e = error as { code?: unknown; severity?: unknown };
-  return (
-    error instanceof Error &&
-    typeof e.code === "string" &&
-    /^[0-9A-Z]{5}$/.test(e.code) &&
-    typeof e.severity === "string"
-  );
 }

@@ -2,6 +2,7 @@ import { and, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
 import type { AnyPgColumn } from "drizzle-orm/pg-core";
 import type { ChannelName, InboundMessage, Route } from "../channels/types.js";
 import { type Db, rowsOf } from "./client.js";
+import { withDeadlockRetry } from "./errors.js";
 import { onPartConflict, type PartRecord } from "./outbound.js";
 import { conversations, inboundMessages, outboundMessages } from "./schema.js";
 
@@ -96,7 +97,7 @@ export const threadOf = (r: { tenant_id: string; channel: string; thread_key: st
  */
 export async function insertRows(db: Db, rows: InboxInsert[]): Promise<Map<string, Inserted>> {
   if (rows.length === 0) return new Map();
-  const result = await db.execute(insertStatement(rows));
+  const result = await withDeadlockRetry(() => db.execute(insertStatement(rows)));
   type Returned = Parameters<typeof messageKey>[0] & {
     id: number | string;
     leased: boolean;
@@ -117,10 +118,12 @@ export async function insertRows(db: Db, rows: InboxInsert[]): Promise<Map<strin
  * The probe takes a SHARE lock on the unfinished message it finds, which the statement ending that message
  * waits for: that statement's trigger, which makes the next message due, then sees this insert's row. A message
  * being written meanwhile (claimed, answered, ended) is skipped rather than waited for, so an insert never
- * waits on a worker and no lock cycle can form; if it was the thread's only unfinished message, the new one
- * does not queue, and the claim's probe for an older unfinished message keeps the order. (KEY SHARE would not
- * stop the worker's updates, but it follows a row's newer versions and waits on them whatever SKIP LOCKED
- * says: inserts and ending statements deadlocked.)
+ * waits on a worker; if it was the thread's only unfinished message, the new one does not queue. It is then a
+ * second head, which the claim's probe for an older unfinished message holds back, and which the insert does
+ * not lease to its own worker (that checks again, without a lock). Rarely, an insert still waits: a row updated
+ * just before the probe reached it is locked in its newest version whatever SKIP LOCKED says, and a lock cycle
+ * with a worker's statement can form (see withDeadlockRetry). KEY SHARE, which worker updates do not wait for,
+ * took that path on every updated row: inserts and ending statements deadlocked in a stress test.
  */
 export function insertStatement(rows: InboxInsert[]) {
   return sql`
@@ -131,7 +134,7 @@ export function insertStatement(rows: InboxInsert[]) {
       case when l.leased then now() + make_interval(secs => r.lease_ms / 1000.0) end,
       case when l.leased then now() + make_interval(secs => r.lease_ms / 1000.0) when not r.queued then now() end
     from (
-      select r.*, ${busy(sql`r.tenant_id`, sql`r.channel`, sql`r.thread_key`)} or coalesce(bool_or(f.fresh) over (
+      select r.*, ${busy(sql`r`, { lock: true })} or coalesce(bool_or(f.fresh) over (
           partition by r.tenant_id, r.channel, r.thread_key order by r.ord
           rows between unbounded preceding and 1 preceding), false) as queued
       from rows from (jsonb_to_recordset(${JSON.stringify(batchRows(rows))}::jsonb) as (tenant_id text,
@@ -146,7 +149,8 @@ export function insertStatement(rows: InboxInsert[]) {
         where d.dedupe_key = r.dedupe_key
           and row(d.tenant_id, d.channel) is not distinct from row(r.tenant_id, r.channel) limit 1) is null
       ) f on true) r
-    cross join lateral (select r.lease_owner is not null and not r.queued as leased) l
+    cross join lateral (select r.lease_owner is not null and not r.queued and not ${busy(sql`r`, { lock: false })}
+      as leased) l
     order by r.ord
     on conflict do nothing
     returning id, tenant_id, channel, dedupe_key, lease_owner is not null as leased,
@@ -169,16 +173,17 @@ function batchRows(rows: InboxInsert[]) {
 }
 
 /**
- * A thread's unfinished message, if any, locked as insertStatement explains: its newest pending one (a message
- * queued behind the head, which no worker writes to) or else the one being delivered. One LIMIT 1 probe of the
- * thread index per status: as `status in (…)` the planner filtered the thread's entries one by one, reading a
- * long chat's whole history; as a plain NOT EXISTS it could hash every unfinished row of the inbox.
+ * Whether the thread of `r` (a row with tenant_id, channel and thread_key) has an unfinished message; with
+ * `lock`, the one found is locked as insertStatement explains: the newest pending one (a message queued behind
+ * the head, which no worker writes to) or else the one being delivered. One LIMIT 1 probe of the thread index
+ * per status: as `status in (…)` the planner filtered the thread's entries one by one, reading a long chat's
+ * whole history; as a plain NOT EXISTS it could hash every unfinished row of the inbox.
  */
-const busy = (tenantId: SQL, channel: SQL, threadKey: SQL) => {
+const busy = (r: SQL, { lock }: { lock: boolean }) => {
   const inStatus = (status: string) => sql`(select true from ${inboundMessages} o
-    where o.tenant_id = ${tenantId} and o.channel = ${channel} and o.thread_key = ${threadKey}
+    where o.tenant_id = ${r}.tenant_id and o.channel = ${r}.channel and o.thread_key = ${r}.thread_key
       and o.status = ${sql.raw(`'${status}'`)}
-    order by o.id desc limit 1 for share of o skip locked)`;
+    order by o.id desc limit 1 ${lock ? sql`for share of o skip locked` : sql``})`;
   return sql`coalesce(${inStatus("pending")}, ${inStatus("delivering")}, false)`;
 };
 
@@ -211,7 +216,8 @@ export function insertInKnownThreadStatement(v: InboxInsert) {
       next_attempt_at)
     select ${v.tenant_id}, ${v.channel}, ${v.thread_key}, ${v.dedupe_key}, ${v.kind},
       ${JSON.stringify(v.sender)}::jsonb, ${JSON.stringify(v.route)}::jsonb, ${v.text},
-      case when not ${busy(sql`${v.tenant_id}`, sql`${v.channel}`, sql`${v.thread_key}`)} then now() end
+      case when not ${busy(sql`v`, { lock: true })} then now() end
+    from (select ${v.tenant_id} as tenant_id, ${v.channel} as channel, ${v.thread_key} as thread_key) v
     where ${known}
     on conflict do nothing
     returning id`;
@@ -307,7 +313,7 @@ export interface StoredReply {
  * Delivery gets its own retry window: attempts and give-up time start over.
  */
 export async function storeReplies(db: Db, replies: StoredReply[]): Promise<boolean[]> {
-  return perLease(replies, await db.execute(storeRepliesStatement(replies)));
+  return perLease(replies, await withDeadlockRetry(() => db.execute(storeRepliesStatement(replies))));
 }
 
 interface Returned {
@@ -394,7 +400,8 @@ export interface FinalState {
  * insertStatement).
  */
 export async function finishAll(db: Db, states: FinalState[]): Promise<boolean[]> {
-  return perLease(states, await db.execute(finishAllStatement(states)), (row) => row.waiting === true);
+  const result = await withDeadlockRetry(() => db.execute(finishAllStatement(states)));
+  return perLease(states, result, (row) => row.waiting === true);
 }
 
 /** `finishAll`'s statement. */

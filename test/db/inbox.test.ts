@@ -52,8 +52,8 @@ describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
     }));
     // A few index pages per row. Hashing every unfinished message of the inbox instead read over 1,000 here.
     const { pages } = await explained(db, insertStatement(rows));
-    // Most of them the new rows' entries in seven indexes.
-    expect(pages).toBeLessThan(150);
+    // About 45 a row: four probes of the thread index, the row's entries in seven indexes, its conversation.
+    expect(pages).toBeLessThan(250);
   });
 
   it("reads none of a long chat's history to queue a message, claim its thread's head or end it", async () => {

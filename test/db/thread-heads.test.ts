@@ -1,7 +1,8 @@
 import { sql } from "drizzle-orm";
-import { describe, expect, it } from "vitest";
-import { claimMessages, finishAll, type InboxInsert, insertRows } from "../../src/db/inbox.js";
-import { migratedDatabase, POSTGRES_URL, rowsOf } from "../support/db.js";
+import postgres from "postgres";
+import { describe, expect, it, onTestFinished } from "vitest";
+import { claimMessages, finishAll, type InboxInsert, insertRows, messageKey } from "../../src/db/inbox.js";
+import { migrated, migratedDatabase, POSTGRES_URL, rowsOf } from "../support/db.js";
 
 const THREADS = 8;
 
@@ -65,5 +66,34 @@ describe.skipIf(!POSTGRES_URL)("thread heads under concurrent inserts and ends",
     expect(inserted).toBeGreaterThan(200);
     expect(stranded).toEqual([]);
     for (const ids of ended.values()) expect(ids).toEqual([...ids].sort((a, b) => a - b));
+  });
+
+  it("never hands a worker a message whose thread's unfinished one was being written as it was inserted", async () => {
+    const { database, url = "" } = await migrated("postgres");
+    const db = database.db;
+    await insertRows(db, [message(1, 1)]);
+    const [first] = await claimMessages(db, { limit: 1, leaseMs: 60_000, owner: "w:1" });
+    // A worker's statement writing the first message holds it while the second one is inserted.
+    const worker = postgres(url, { max: 1, onnotice: () => {} });
+    onTestFinished(() => worker.end());
+    let release: () => void = () => {};
+    const writing = worker.begin(async (tx) => {
+      await tx`update inbound_messages set updated_at = now() where id = ${first?.id ?? 0}`;
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const second = { ...message(1, 2), lease_owner: "w:2", lease_ms: 60_000 };
+    const stored = await insertRows(db, [second]);
+    release();
+    await writing;
+    // Not queued behind the message it could not lock, so due; but not leased to the inserting process either.
+    expect(stored.get(messageKey(second))?.leased).toBe(false);
+    // And no claim takes it while the first one is unfinished.
+    expect(await claimMessages(db, { limit: 10, leaseMs: 60_000, owner: "w:3" })).toEqual([]);
+    await finishAll(db, [{ lease: { id: first?.id ?? 0, owner: "w:1" }, status: "delivered" }]);
+    const claimed = await claimMessages(db, { limit: 10, leaseMs: 60_000, owner: "w:3" });
+    expect(claimed.map((m) => m.dedupeKey)).toEqual(["1-2"]);
   });
 });
