@@ -17,4 +17,4 @@ WHERE m.status = 'pending' AND m.lease_owner IS NULL
       AND o.status IN ('pending', 'delivering') AND o.id < m.id);--> statement-breakpoint
 CREATE INDEX "inbound_ready_idx" ON "inbound_messages" USING btree ("next_attempt_at","id") WHERE next_attempt_at is not null;--> statement-breakpoint
 CREATE INDEX "inbound_failed_idx" ON "inbound_messages" USING btree ("id") WHERE status = 'failed';--> statement-breakpoint
-CREATE INDEX "inbound_unfinished_idx" ON "inbound_messages" USING btree ("created_at") WHERE status in ('pending', 'delivering');
+CREATE INDEX "inbound_unfinished_idx" ON "inbound_messages" USING btree ("tenant_id","channel","thread_key","id") WHERE status in ('pending', 'delivering');

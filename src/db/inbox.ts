@@ -134,7 +134,8 @@ export function insertStatement(rows: InboxInsert[]) {
       case when l.leased then now() + make_interval(secs => r.lease_ms / 1000.0) end,
       case when l.leased then now() + make_interval(secs => r.lease_ms / 1000.0) when not r.queued then now() end
     from (
-      select r.*, ${busy(sql`r`, { lock: true })} or coalesce(bool_or(f.fresh) over (
+      -- Only a busy thread's message is looked for again, to be locked.
+      select r.*, b.busy, case when b.busy then ${lockedBehind(sql`r`)} else false end or coalesce(bool_or(f.fresh) over (
           partition by r.tenant_id, r.channel, r.thread_key order by r.ord
           rows between unbounded preceding and 1 preceding), false) as queued
       from rows from (jsonb_to_recordset(${JSON.stringify(batchRows(rows))}::jsonb) as (tenant_id text,
@@ -142,6 +143,7 @@ export function insertStatement(rows: InboxInsert[]) {
         lease_owner text, lease_ms int, followed boolean))
         with ordinality as r(tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text, lease_owner,
           lease_ms, followed, ord)
+      cross join lateral (select ${busy(sql`r`)} as busy) b
       -- Only a row followed by another of its thread is looked up: is it new (not a redelivery)? Through the
       -- dedupe index: the tenant and channel are compared in a form the thread index cannot serve, which an
       -- empty inbox's generic plan (the one kept) otherwise took, reading the channel's every message.
@@ -149,8 +151,7 @@ export function insertStatement(rows: InboxInsert[]) {
         where d.dedupe_key = r.dedupe_key
           and row(d.tenant_id, d.channel) is not distinct from row(r.tenant_id, r.channel) limit 1) is null
       ) f on true) r
-    cross join lateral (select r.lease_owner is not null and not r.queued and not ${busy(sql`r`, { lock: false })}
-      as leased) l
+    cross join lateral (select r.lease_owner is not null and not r.queued and not r.busy as leased) l
     order by r.ord
     on conflict do nothing
     returning id, tenant_id, channel, dedupe_key, lease_owner is not null as leased,
@@ -173,32 +174,33 @@ function batchRows(rows: InboxInsert[]) {
 }
 
 /**
- * Whether the thread of `r` (a row with tenant_id, channel and thread_key) has an unfinished message; with
- * `lock`, the one found is locked as insertStatement explains: the newest pending one (a message queued behind
- * the head, which no worker writes to) or else the one being delivered. One LIMIT 1 probe of the thread index
- * per status: as `status in (…)` the planner filtered the thread's entries one by one, reading a long chat's
- * whole history; as a plain NOT EXISTS it could hash every unfinished row of the inbox.
+ * Probes of a thread's unfinished messages, through the index of unfinished messages by thread: one LIMIT 1
+ * probe, whatever the thread's history. (Through the thread index, as `status in (…)`, the planner filtered a
+ * long chat's entries one by one; as EXISTS or NOT EXISTS it could hash every unfinished row of the inbox.)
+ * `r` is a row with tenant_id, channel and thread_key; `olderThan`, an id the message found must be below.
  */
-const busy = (r: SQL, { lock }: { lock: boolean }) => {
-  const inStatus = (status: string) => sql`(select true from ${inboundMessages} o
-    where o.tenant_id = ${r}.tenant_id and o.channel = ${r}.channel and o.thread_key = ${r}.thread_key
-      and o.status = ${sql.raw(`'${status}'`)}
-    order by o.id desc limit 1 ${lock ? sql`for share of o skip locked` : sql``})`;
-  return sql`coalesce(${inStatus("pending")}, ${inStatus("delivering")}, false)`;
-};
+const unfinishedIn = (r: SQL, olderThan?: SQL) => sql`from ${inboundMessages} o
+  where o.tenant_id = ${r}.tenant_id and o.channel = ${r}.channel and o.thread_key = ${r}.thread_key
+    and ${unfinished(sql`o.status`)} ${olderThan ? sql`and o.id < ${olderThan}` : sql``}`;
+
+/** Whether the thread of `r` has an unfinished message. (As EXISTS, the planner made it a hashed subplan.) */
+const busy = (r: SQL) => sql`coalesce((select true ${unfinishedIn(r)} limit 1), false)`;
 
 /**
- * The message `m` has no older unfinished message in its thread: one LIMIT 1 probe per status, as above, run
- * for each candidate in index order. Written as one expression: the planner takes it to pass half the rows.
- * As NOT EXISTS it became an anti join that read every unfinished message per candidate; as `probe IS NULL`
- * it was expected to pass almost none, and on tables not yet analyzed the planner then sorted every due head.
+ * Whether the thread of `r` has an unfinished message this statement could lock, the newest one (usually a
+ * message queued behind the head, which no worker writes to), locked as insertStatement explains.
  */
-const noOlderUnfinished = (m: SQL) => {
-  const inStatus = (status: string) => sql`(select false from ${inboundMessages} o
-    where o.tenant_id = ${m}.tenant_id and o.channel = ${m}.channel and o.thread_key = ${m}.thread_key
-      and o.status = ${sql.raw(`'${status}'`)} and o.id < ${m}.id limit 1)`;
-  return sql`coalesce(${inStatus("delivering")}, ${inStatus("pending")}, true)`;
-};
+const lockedBehind = (r: SQL) =>
+  sql`coalesce((select true ${unfinishedIn(r)} order by o.id desc limit 1 for share of o skip locked), false)`;
+
+/**
+ * The message `m` has no older unfinished message in its thread, as one expression, which the planner takes to
+ * pass half the rows. As NOT EXISTS it became an anti join that read every unfinished message per candidate; as
+ * `probe IS NULL` it was expected to pass almost none, and on tables not yet analyzed the planner then sorted
+ * every due head instead of reading the first few in index order.
+ */
+const noOlderUnfinished = (m: SQL) =>
+  sql`coalesce((select false ${unfinishedIn(m, sql`${m}.id`)} limit 1), true)`;
 
 /** One conditional INSERT: stored only when the thread already has a conversation or an earlier message. */
 export async function insertInKnownThread(db: Db, v: InboxInsert): Promise<number> {
@@ -216,7 +218,7 @@ export function insertInKnownThreadStatement(v: InboxInsert) {
       next_attempt_at)
     select ${v.tenant_id}, ${v.channel}, ${v.thread_key}, ${v.dedupe_key}, ${v.kind},
       ${JSON.stringify(v.sender)}::jsonb, ${JSON.stringify(v.route)}::jsonb, ${v.text},
-      case when not ${busy(sql`v`, { lock: true })} then now() end
+      case when not (${busy(sql`v`)} and ${lockedBehind(sql`v`)}) then now() end
     from (select ${v.tenant_id} as tenant_id, ${v.channel} as channel, ${v.thread_key} as thread_key) v
     where ${known}
     on conflict do nothing
@@ -455,7 +457,10 @@ export async function queueStats(db: Db): Promise<{ depth: number; oldest: numbe
 
 /** `queueStats`'s statement (its cost is checked in a test). */
 export function queueStatsStatement() {
-  return sql`select count(*)::int as depth,
-      coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as oldest
-    from ${inboundMessages} where ${unfinished(sql`status`)}`;
+  // The oldest message has the lowest id: read from the index of unfinished messages with the count, then its
+  // creation time by primary key.
+  return sql`select q.depth, coalesce(extract(epoch from now() - (select m.created_at from ${inboundMessages} m
+      where m.id = q.oldest_id)), 0)::float8 as oldest
+    from (select count(*)::int as depth, min(id) as oldest_id from ${inboundMessages}
+      where ${unfinished(sql`status`)}) q`;
 }

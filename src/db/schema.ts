@@ -86,17 +86,19 @@ export const inboundMessages = pgTable(
     // predicate: on tables not yet analyzed, every extra condition shrank the planner's row estimate until it
     // sorted every due head instead of reading the first few in index order.
     index("inbound_ready_idx").on(t.nextAttemptAt, t.id).where(sql`next_attempt_at is not null`),
-    // Threads: "is there an older unfinished message in this thread?" (the status column lets the probe skip
-    // the thread's finished messages) and "has this thread any message at all?" (Slack follow-ups).
+    // Threads: "has this thread any message at all?" (Slack follow-ups), and the next pending message of a
+    // thread when one ends.
     index("inbound_thread_idx").on(t.tenantId, t.channel, t.threadKey, t.status, t.id),
     // Admin listing of failed messages, few among many. Delivered ones, most of the inbox, and unfinished
     // ones, the newest, are listed in id order anyway. With the unfinished ones in it, this smaller index
     // looked cheaper to the planner than the thread index for the thread probes, on tables not yet analyzed,
     // and each probe read every unfinished message older than the one probed.
     index("inbound_failed_idx").on(t.id).where(sql`status = 'failed'`),
-    // The queue's depth and oldest message (metrics), from the unfinished messages alone. No thread probe can
-    // use it: it holds neither the thread nor the id.
-    index("inbound_unfinished_idx").on(t.createdAt).where(sql`status in ('pending', 'delivering')`),
+    // Unfinished messages by thread: "has this thread an unfinished message (older than this one)?" in one
+    // probe, whatever the thread's history; and the queue's depth and oldest message (metrics).
+    index("inbound_unfinished_idx")
+      .on(t.tenantId, t.channel, t.threadKey, t.id)
+      .where(sql`status in ('pending', 'delivering')`),
     // Retention: the oldest finished messages with text (a message leaves it when pruned).
     index("inbound_prunable_idx").on(t.updatedAt).where(PRUNABLE),
   ],
