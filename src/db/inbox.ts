@@ -4,7 +4,7 @@ import type { ChannelName, InboundMessage, Route } from "../channels/types.js";
 import { type Db, rowsOf } from "./client.js";
 import { withDeadlockRetry } from "./errors.js";
 import { onPartConflict, type PartRecord } from "./outbound.js";
-import { conversations, inboundMessages, outboundMessages } from "./schema.js";
+import { conversations, inboundMessages, type MessageStatus, outboundMessages } from "./schema.js";
 
 /** A claimed message, with its thread's current Quickchat conversation (read in the claim, no extra query). */
 export type InboxRow = typeof inboundMessages.$inferSelect & { convId: string | null };
@@ -239,8 +239,10 @@ export function insertInKnownThreadStatement(v: InboxInsert) {
  * below the limit, and it sorted every due head instead.
  */
 export async function claimMessages(db: Db, options: ClaimOptions): Promise<InboxRow[]> {
-  return claimStatement(db, options);
+  return (await claimStatement(db, options)).filter((row) => UNFINISHED.includes(row.status));
 }
+
+const UNFINISHED: MessageStatus[] = ["pending", "delivering"];
 
 /** `claimMessages`'s statement (its cost is checked in a test). */
 export function claimStatement(db: Db, options: ClaimOptions) {
@@ -258,10 +260,12 @@ export function claimStatement(db: Db, options: ClaimOptions) {
   return (
     db
       .update(inboundMessages)
+      // An ended message with a due time (ended by a replica still running the code before migration 0005,
+      // which kept it) is not claimed: its due time is cleared, and claimMessages leaves it out.
       .set({
-        leaseUntil: leaseEnd,
-        nextAttemptAt: leaseEnd,
-        leaseOwner: options.owner,
+        leaseUntil: sql`case when ${unfinished(sql`status`)} then ${leaseEnd} end`,
+        nextAttemptAt: sql`case when ${unfinished(sql`status`)} then ${leaseEnd} end`,
+        leaseOwner: sql`case when ${unfinished(sql`status`)} then ${options.owner} end`,
         updatedAt: sql`now()`,
       })
       // An array, not `IN (subquery)`: a semi join the planner could make by hashing a scan of the whole inbox.

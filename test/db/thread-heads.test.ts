@@ -96,4 +96,18 @@ describe.skipIf(!POSTGRES_URL)("thread heads under concurrent inserts and ends",
     const claimed = await claimMessages(db, { limit: 10, leaseMs: 60_000, owner: "w:3" });
     expect(claimed.map((m) => m.dedupeKey)).toEqual(["1-2"]);
   });
+
+  it("leaves out, and takes out of the due index, a message ended with a due time (by code before 0005)", async () => {
+    const db = await migratedDatabase("postgres");
+    await insertRows(db, [message(1, 1), message(2, 1)]);
+    // A replica still running the code before migration 0005 ended the first without clearing its due time.
+    await db.execute(sql`update inbound_messages set status = 'delivered' where dedupe_key = '1-1'`);
+    const claimed = await claimMessages(db, { limit: 10, leaseMs: 60_000, owner: "w:1" });
+    expect(claimed.map((m) => m.dedupeKey)).toEqual(["2-1"]);
+    const [ended] = rowsOf<{ due: boolean; owner: string | null }>(
+      await db.execute(sql`select next_attempt_at is not null as due, lease_owner as owner from inbound_messages
+        where dedupe_key = '1-1'`),
+    );
+    expect(ended).toEqual({ due: false, owner: null });
+  });
 });
