@@ -21,8 +21,9 @@ const DEADLOCK_DETECTED = "40P01";
 
 /**
  * Runs `statement` again when PostgreSQL ended it as a deadlock victim: the whole statement was rolled back, so
- * running it again is safe. An insert's SHARE lock on a thread's message can, rarely, form a cycle with a
- * worker's grouped update (see insertStatement in inbox.ts); PostgreSQL breaks it after `deadlock_timeout`.
+ * running it again is safe. The SHARE lock an insert's trigger takes on a thread's message (see insertStatement
+ * in inbox.ts) can, rarely, form a cycle with a worker's grouped update; PostgreSQL breaks it after
+ * `deadlock_timeout`.
  */
 export async function withDeadlockRetry<T>(statement: () => Promise<T>, attempts = 3): Promise<T> {
   for (let attempt = 1; ; attempt++) {

@@ -113,17 +113,13 @@ export async function insertRows(db: Db, rows: InboxInsert[]): Promise<Map<strin
 
 /**
  * `insertRows`'s statement (its cost is checked in a test). A row is queued (not due, out of the claim's index)
- * behind its thread's unfinished message, or behind a new row of its thread earlier in the batch.
- *
- * The probe takes a SHARE lock on the unfinished message it finds, which the statement ending that message
- * waits for: that statement's trigger, which makes the next message due, then sees this insert's row. A message
- * being written meanwhile (claimed, answered, ended) is skipped rather than waited for, so an insert never
- * waits on a worker; if it was the thread's only unfinished message, the new one does not queue. It is then a
- * second head, which the claim's probe for an older unfinished message holds back, and which the insert does
- * not lease to its own worker (that checks again, without a lock). Rarely, an insert still waits: a row updated
- * just before the probe reached it is locked in its newest version whatever SKIP LOCKED says, and a lock cycle
- * with a worker's statement can form (see withDeadlockRetry). KEY SHARE, which worker updates do not wait for,
- * took that path on every updated row: inserts and ending statements deadlocked in a stress test.
+ * when its thread has an unfinished message, or an earlier row in this batch. The statement's trigger
+ * (`bridge_inbox_notify`, after the rows are in) keeps it queued only behind an older unfinished message it can
+ * share-lock: the statement ending that message waits for the lock, and its own trigger, which makes the next
+ * message due, then sees this row. Otherwise (a redelivery never stored, a message ended meanwhile or being
+ * written) the row is made due at once; if a message being written was its thread's only unfinished one, it is
+ * a second head, which the claim's probe for an older unfinished message holds back. The insert leases a row to
+ * its own worker only when its thread has no unfinished message at all.
  */
 export function insertStatement(rows: InboxInsert[]) {
   return sql`
@@ -132,26 +128,14 @@ export function insertStatement(rows: InboxInsert[]) {
     select r.tenant_id, r.channel, r.thread_key, r.dedupe_key, r.kind, r.sender, r.route, r.text,
       case when l.leased then r.lease_owner end,
       case when l.leased then now() + make_interval(secs => r.lease_ms / 1000.0) end,
-      case when l.leased then now() + make_interval(secs => r.lease_ms / 1000.0) when not r.queued then now() end
-    from (
-      -- Only a busy thread's message is looked for again, to be locked.
-      select r.*, b.busy, case when b.busy then ${lockedBehind(sql`r`)} else false end or coalesce(bool_or(f.fresh) over (
-          partition by r.tenant_id, r.channel, r.thread_key order by r.ord
-          rows between unbounded preceding and 1 preceding), false) as queued
-      from rows from (jsonb_to_recordset(${JSON.stringify(batchRows(rows))}::jsonb) as (tenant_id text,
-        channel text, thread_key text, dedupe_key text, kind text, sender jsonb, route jsonb, text text,
-        lease_owner text, lease_ms int, followed boolean))
-        with ordinality as r(tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text, lease_owner,
-          lease_ms, followed, ord)
-      cross join lateral (select ${busy(sql`r`)} as busy) b
-      -- Only a row followed by another of its thread is looked up: is it new (not a redelivery)? Through the
-      -- dedupe index: the tenant and channel are compared in a form the thread index cannot serve, which an
-      -- empty inbox's generic plan (the one kept) otherwise took, reading the channel's every message.
-      left join lateral (select true as fresh where r.followed and (select true from ${inboundMessages} d
-        where d.dedupe_key = r.dedupe_key
-          and row(d.tenant_id, d.channel) is not distinct from row(r.tenant_id, r.channel) limit 1) is null
-      ) f on true) r
-    cross join lateral (select r.lease_owner is not null and not r.queued and not r.busy as leased) l
+      case when l.leased then now() + make_interval(secs => r.lease_ms / 1000.0) when not b.busy then now() end
+    from rows from (jsonb_to_recordset(${JSON.stringify(batchRows(rows))}::jsonb) as (tenant_id text,
+      channel text, thread_key text, dedupe_key text, kind text, sender jsonb, route jsonb, text text,
+      lease_owner text, lease_ms int, preceded boolean))
+      with ordinality as r(tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text, lease_owner,
+        lease_ms, preceded, ord)
+    cross join lateral (select r.preceded or ${busy(sql`r`)} as busy) b
+    cross join lateral (select r.lease_owner is not null and not b.busy as leased) l
     order by r.ord
     on conflict do nothing
     returning id, tenant_id, channel, dedupe_key, lease_owner is not null as leased,
@@ -160,17 +144,15 @@ export function insertStatement(rows: InboxInsert[]) {
           and c.thread_key = inbound_messages.thread_key) end as conv_id`;
 }
 
-/** The rows as the insert reads them, each marked when a later row of the batch is in its thread. */
+/** The rows as the insert reads them, each marked when an earlier row of the batch is in its thread. */
 function batchRows(rows: InboxInsert[]) {
-  const later = new Set<string>();
-  const followed: boolean[] = [];
-  for (let i = rows.length - 1; i >= 0; i--) {
-    const row = rows[i] as InboxInsert;
+  const seen = new Set<string>();
+  return rows.map((row) => {
     const thread = threadOf(row);
-    followed[i] = later.has(thread);
-    later.add(thread);
-  }
-  return rows.map((row, i) => ({ ...row, followed: followed[i] }));
+    const preceded = seen.has(thread);
+    seen.add(thread);
+    return { ...row, preceded };
+  });
 }
 
 /**
@@ -185,13 +167,6 @@ const unfinishedIn = (r: SQL, olderThan?: SQL) => sql`from ${inboundMessages} o
 
 /** Whether the thread of `r` has an unfinished message. (As EXISTS, the planner made it a hashed subplan.) */
 const busy = (r: SQL) => sql`coalesce((select true ${unfinishedIn(r)} limit 1), false)`;
-
-/**
- * Whether the thread of `r` has an unfinished message this statement could lock, the newest one (usually a
- * message queued behind the head, which no worker writes to), locked as insertStatement explains.
- */
-const lockedBehind = (r: SQL) =>
-  sql`coalesce((select true ${unfinishedIn(r)} order by o.id desc limit 1 for share of o skip locked), false)`;
 
 /**
  * The message `m` has no older unfinished message in its thread, as one expression, which the planner takes to
@@ -218,7 +193,7 @@ export function insertInKnownThreadStatement(v: InboxInsert) {
       next_attempt_at)
     select ${v.tenant_id}, ${v.channel}, ${v.thread_key}, ${v.dedupe_key}, ${v.kind},
       ${JSON.stringify(v.sender)}::jsonb, ${JSON.stringify(v.route)}::jsonb, ${v.text},
-      case when not (${busy(sql`v`)} and ${lockedBehind(sql`v`)}) then now() end
+      case when not ${busy(sql`v`)} then now() end
     from (select ${v.tenant_id} as tenant_id, ${v.channel} as channel, ${v.thread_key} as thread_key) v
     where ${known}
     on conflict do nothing

@@ -110,4 +110,53 @@ describe.skipIf(!POSTGRES_URL)("thread heads under concurrent inserts and ends",
     );
     expect(ended).toEqual({ due: false, owner: null });
   });
+
+  it("makes due a message queued behind a redelivery in its batch whose message ended before the batch committed", async () => {
+    const { database, url = "" } = await migrated("postgres");
+    const db = database.db;
+    // Two other statements in flight, as another replica's: one stores the message our batch redelivers, the
+    // other holds the key of a later row of our batch, so our statement is still running when the first ends.
+    const replica = postgres(url, { max: 2, onnotice: () => {} });
+    onTestFinished(() => replica.end());
+    const holding = async (row: InboxInsert) => {
+      let commit: () => void = () => {};
+      const committed = new Promise<void>((resolve) => {
+        commit = resolve;
+      });
+      let stored: () => void = () => {};
+      const inserted = new Promise<void>((resolve) => {
+        stored = resolve;
+      });
+      const done = replica.begin(async (tx) => {
+        await tx`insert into inbound_messages (tenant_id, channel, thread_key, dedupe_key, kind, sender, route, text)
+          values (${row.tenant_id}, ${row.channel}, ${row.thread_key}, ${row.dedupe_key}, 'text', '{}', '{}', 'x')`;
+        stored();
+        await committed;
+      });
+      await inserted;
+      return { commit, done };
+    };
+    const first = await holding(message(1, 1));
+    const later = await holding(message(9, 1));
+    const waiting = async () =>
+      rowsOf<{ n: number }>(
+        await db.execute(sql`select count(*)::int as n from pg_stat_activity
+          where wait_event_type = 'Lock' and ltrim(query, E' \n') like 'insert into "inbound_messages"%'`),
+      )[0]?.n === 1;
+    const batch = insertRows(db, [message(1, 1), message(1, 2), message(9, 1)]);
+    while (!(await waiting())) await new Promise((resolve) => setTimeout(resolve, 20));
+    first.commit();
+    await first.done;
+    // Our statement now waits on the later key; the redelivered message is answered and ends meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const [redelivered] = await claimMessages(db, { limit: 10, leaseMs: 60_000, owner: "w:1" });
+    expect(redelivered?.dedupeKey).toBe("1-1");
+    await finishAll(db, [{ lease: { id: redelivered?.id ?? 0, owner: "w:1" }, status: "delivered" }]);
+    later.commit();
+    await later.done;
+    expect([...(await batch).keys()].map((key) => key.split("\u0000")[2])).toEqual(["1-2"]);
+    // Nothing ahead of it is unfinished: it must be due, or no claim would ever take it.
+    const claimed = await claimMessages(db, { limit: 10, leaseMs: 60_000, owner: "w:2" });
+    expect(claimed.map((m) => m.dedupeKey).sort()).toEqual(["1-2", "9-1"]);
+  });
 });
