@@ -29,8 +29,10 @@ export type ClaimedMessage = Pick<
   | "convId"
 >;
 
-/** "Not finished yet": the claim index's predicate, and the status range the thread probes read. */
-const unfinished = (status: SQL | AnyPgColumn) => sql`${status} in ('pending', 'delivering')`;
+/** "Not finished yet": the predicate of the index of unfinished messages, which the thread probes read. */
+const UNFINISHED: MessageStatus[] = ["pending", "delivering"];
+const unfinished = (status: SQL | AnyPgColumn) =>
+  sql`${status} in (${sql.raw(UNFINISHED.map((s) => `'${s}'`).join(", "))})`;
 
 export interface ClaimOptions {
   limit: number;
@@ -216,8 +218,6 @@ export function insertInKnownThreadStatement(v: InboxInsert) {
 export async function claimMessages(db: Db, options: ClaimOptions): Promise<InboxRow[]> {
   return (await claimStatement(db, options)).filter((row) => UNFINISHED.includes(row.status));
 }
-
-const UNFINISHED: MessageStatus[] = ["pending", "delivering"];
 
 /** `claimMessages`'s statement (its cost is checked in a test). */
 export function claimStatement(db: Db, options: ClaimOptions) {

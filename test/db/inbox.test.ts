@@ -18,6 +18,7 @@ import {
   DATABASE_KINDS,
   explained,
   genericPlan,
+  inboxRow,
   migrated,
   migratedDatabase,
   POSTGRES_URL,
@@ -114,16 +115,7 @@ describe.skipIf(!POSTGRES_URL)("inbox statements on a large inbox", () => {
           const batch = Array.from({ length: Math.min(500, threads - first) }, (_, i) => first + i);
           await insertRows(
             db,
-            batch.map((thread) => ({
-              tenant_id: "acme",
-              channel: "telegram",
-              thread_key: `t${thread}`,
-              dedupe_key: `${round}-${thread}`,
-              kind: "text",
-              sender: { id: "u" },
-              route: { chat_id: thread },
-              text: "hi",
-            })),
+            batch.map((thread) => inboxRow(`t${thread}`, `${round}-${thread}`, thread)),
           );
         }
       }

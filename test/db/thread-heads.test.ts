@@ -2,20 +2,11 @@ import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { claimMessages, finishAll, type InboxInsert, insertRows, messageKey } from "../../src/db/inbox.js";
-import { migrated, migratedDatabase, POSTGRES_URL, rowsOf } from "../support/db.js";
+import { inboxRow, migrated, migratedDatabase, POSTGRES_URL, rowsOf } from "../support/db.js";
 
 const THREADS = 8;
 
-const message = (thread: number, n: number): InboxInsert => ({
-  tenant_id: "acme",
-  channel: "telegram",
-  thread_key: `t${thread}`,
-  dedupe_key: `${thread}-${n}`,
-  kind: "text",
-  sender: { id: "u" },
-  route: { chat_id: thread },
-  text: `m${n}`,
-});
+const message = (thread: number, n: number) => inboxRow(`t${thread}`, `${thread}-${n}`, thread);
 
 describe.skipIf(!POSTGRES_URL)("thread heads under concurrent inserts and ends", () => {
   it("never strands a message behind one that ended while it was inserted, and ends each thread in order", async () => {

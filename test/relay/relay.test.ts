@@ -193,10 +193,9 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
     expect(quickchat.calls).toHaveLength(2);
   });
 
-  it("answers a message whose worker died mid-message once its lease expires", async () => {
-    await setup({ LEASE_SECONDS: "1" });
-    // The state a crashed worker leaves: a claimed message with a live lease nobody renews.
-    await bridge.database.db.insert(inboundMessages).values({
+  /** A message leased to `owner` for `seconds`, as a claim leaves it (due again when the lease runs out). */
+  const leaseOrphan = (owner: string, seconds: number) =>
+    bridge.database.db.insert(inboundMessages).values({
       tenantId: "acme",
       channel: "telegram",
       threadKey: "t1",
@@ -205,11 +204,15 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
       sender: { id: "u1" },
       route: { thread: "t1" },
       text: "still there?",
-      leaseOwner: "crashed-worker",
-      leaseUntil: sql`now() + interval '1 second'`,
-      // As a claim leaves it: due again when the lease runs out.
-      nextAttemptAt: sql`now() + interval '1 second'`,
+      leaseOwner: owner,
+      leaseUntil: sql`now() + make_interval(secs => ${seconds})`,
+      nextAttemptAt: sql`now() + make_interval(secs => ${seconds})`,
     });
+
+  it("answers a message whose worker died mid-message once its lease expires", async () => {
+    await setup({ LEASE_SECONDS: "1" });
+    // The state a crashed worker leaves: a claimed message with a live lease nobody renews.
+    await leaseOrphan("crashed-worker", 1);
     const started = Date.now();
     await waitFor(() => channel.delivered.length === 1, 10_000);
     expect(Date.now() - started).toBeGreaterThanOrEqual(500);
@@ -222,19 +225,7 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
     await bridge.database.db.execute(
       sql`insert into bridge_processes (id, heartbeat_at) values ('crashed', now() - interval '1 hour')`,
     );
-    await bridge.database.db.insert(inboundMessages).values({
-      tenantId: "acme",
-      channel: "telegram",
-      threadKey: "t1",
-      dedupeKey: "orphan",
-      kind: "text",
-      sender: { id: "u1" },
-      route: { thread: "t1" },
-      text: "still there?",
-      leaseOwner: "crashed:1",
-      leaseUntil: sql`now() + interval '60 seconds'`,
-      nextAttemptAt: sql`now() + interval '60 seconds'`,
-    });
+    await leaseOrphan("crashed:1", 60);
     await waitFor(() => channel.delivered.length === 1, 10_000);
     expect(channel.thread("t1")[0]).toContain("still there?");
     expect(bridge.logs.join("\n")).toContain("took over the messages of processes presumed dead");

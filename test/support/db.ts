@@ -4,6 +4,7 @@ import { PgDialect } from "drizzle-orm/pg-core";
 import postgres from "postgres";
 import { onTestFinished } from "vitest";
 import { type Database, type Db, openDatabase, rowsOf } from "../../src/db/client.js";
+import type { InboxInsert } from "../../src/db/inbox.js";
 import { migrate } from "../../src/db/migrate.js";
 import { outboundMessages } from "../../src/db/schema.js";
 
@@ -121,3 +122,15 @@ export async function partByChannelId(db: Db, channelMessageId: string) {
     .where(eq(outboundMessages.channelMessageId, channelMessageId));
   return part;
 }
+
+/** A new Telegram message of tenant acme in thread `thread` (chat `chatId`), as a webhook stores it. */
+export const inboxRow = (thread: string, dedupeKey: string, chatId = 1): InboxInsert => ({
+  tenant_id: "acme",
+  channel: "telegram",
+  thread_key: thread,
+  dedupe_key: dedupeKey,
+  kind: "text",
+  sender: { id: "u" },
+  route: { chat_id: chatId },
+  text: "hi",
+});
