@@ -4,7 +4,7 @@
  * (a synchronous call cannot be interrupted in the process that makes it).
  */
 import { pathToFileURL } from "node:url";
-import { type ChannelName, formatReply } from "../src/format/index.js";
+import { type ChannelName, formatReply } from "../test/support/format.js";
 import { TYPICAL_REPLY } from "./format.js";
 
 /** `unit` repeated to exactly `size` characters. */

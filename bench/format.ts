@@ -3,7 +3,7 @@
  * 50 KB reply on each channel. Run with `npx tsx bench/format.ts`. Not a test: numbers depend on the machine.
  */
 import { pathToFileURL } from "node:url";
-import { type ChannelName, formatReply } from "../src/format/index.js";
+import { type ChannelName, formatReply } from "../test/support/format.js";
 
 const CHANNELS: ChannelName[] = ["telegram", "slack", "whatsapp"];
 

@@ -1,15 +1,15 @@
 import { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { HttpBindings } from "@hono/node-server";
-import { type Context, Hono, type MiddlewareHandler } from "hono";
+import { type Context, Hono, type MiddlewareHandler, type Next } from "hono";
 import { requestId } from "hono/request-id";
-import type { AdapterMap, ChannelName, WebhookRequest } from "./channels/types.js";
+import type { AdapterMap, DeliveryStatus, WebhookRequest } from "./channels/types.js";
 import type { Database } from "./db/client.js";
 import { ping } from "./db/client.js";
 import { type Handoff, InboxWriter } from "./db/inbox-writer.js";
 import { migrationsApplied } from "./db/migrate.js";
 import { updatePartStatus } from "./db/outbound.js";
-import { HttpError, notFound } from "./errors.js";
+import { HttpError, notFound, unavailable } from "./errors.js";
 import { errorFields, type Logger, stackFrames } from "./log.js";
 import type { Metrics } from "./metrics.js";
 import type { TenantRegistry } from "./tenants/registry.js";
@@ -95,20 +95,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
   );
   app.get("/readyz", async (c) => {
     const ready = (await ping(deps.database.db)) && (await migrationsApplied(deps.database.db));
-    return ready
-      ? c.json({ status: "ready" })
-      : c.json(errorBody("SERVICE_UNAVAILABLE", "database not ready"), 503);
+    return ready ? c.json({ status: "ready" }) : c.json(errorBody("UNAVAILABLE", "database not ready"), 503);
   });
 
   if (deps.admin) app.route("/admin", deps.admin);
 
-  /**
-   * Resolves tenant, adapter and channel config, refuses what the headers alone refute, reads the raw body
-   * and verifies the request.
-   */
-  async function verified(c: Context<Env>, channelName: string) {
-    if (deps.isDraining()) throw new HttpError(503, "SERVICE_UNAVAILABLE", "shutting down; retry later");
-    const adapter = deps.adapters[channelName as ChannelName];
+  /** Resolves the tenant, the adapter and the tenant's settings for it. */
+  async function channelOf(c: Context<Env>, channelName: string) {
+    if (deps.isDraining()) throw unavailable("shutting down; retry later");
+    const adapter = deps.adapters[channelName];
     if (!adapter) throw notFound(`unknown channel ${channelName}`);
     const tenantId = c.req.param("tenant") ?? "";
     const tenant = await deps.tenants.get(tenantId);
@@ -116,6 +111,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (!tenant) throw notFound(`unknown tenant ${tenantId}`);
     if (config === undefined) throw notFound(`tenant ${tenantId} has no ${channelName} channel`);
     c.set("tenant", tenant.id);
+    return { adapter, tenant, config };
+  }
+
+  /**
+   * Resolves tenant, adapter and channel config, refuses what the headers alone refute, reads the raw body
+   * and verifies the request.
+   */
+  async function verified(c: Context<Env>, channelName: string) {
+    const { adapter, tenant, config } = await channelOf(c, channelName);
     adapter.precheck?.(c.req.raw.headers, config, tenant); // before the body is read
     const req: WebhookRequest = {
       rawBody: Buffer.from(await c.req.arrayBuffer()),
@@ -138,10 +142,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
   });
 
-  app.post("/webhooks/:tenant/:channel", limitBody, async (c) => {
+  // A channel's subscription handshake (Meta's hub.challenge); the other channels have no GET route.
+  app.get("/webhooks/:tenant/:channel", async (c) => {
+    const channelName = c.req.param("channel");
+    if (!deps.adapters[channelName]?.handshake) throw notFound(`no route for GET ${c.req.path}`);
+    const { adapter, tenant, config } = await channelOf(c, channelName);
+    return adapter.handshake!(new URL(c.req.url), config, tenant);
+  });
+
+  /** The channel's own body limit when it declares one (Meta batches updates into bodies of up to 3 MB). */
+  const limitWebhookBody: MiddlewareHandler = (c, next) =>
+    checkBodySize(c, deps.adapters[c.req.param("channel") ?? ""]?.maxBodyBytes ?? MAX_BODY_BYTES, next);
+
+  app.post("/webhooks/:tenant/:channel", limitWebhookBody, async (c) => {
     const { adapter, tenant, config, req } = await verified(c, c.req.param("channel"));
     const result = await adapter.receive(req, config, tenant);
     if (result.type === "response") return result.response;
+    await recordStatuses(tenant.id, result.statuses ?? []);
     let outcome = "ignored";
     if (result.messages.length > 0) {
       const stored = await inbox.store(tenant.id, adapter.channel, result.messages);
@@ -156,21 +173,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post("/webhooks/:tenant/:channel/status", limitBody, async (c) => {
     const channelName = c.req.param("channel");
     // Before any verification: the body of a route that does not exist is neither read nor hashed.
-    if (!deps.adapters[channelName as ChannelName]?.receiveStatus) {
+    if (!deps.adapters[channelName]?.receiveStatus) {
       throw notFound(`${channelName} has no status callbacks`);
     }
     const { adapter, tenant, config, req } = await verified(c, channelName);
-    for (const report of await adapter.receiveStatus!(req, config, tenant)) {
+    await recordStatuses(tenant.id, await adapter.receiveStatus!(req, config, tenant));
+    return c.body(null, 204);
+  });
+
+  async function recordStatuses(tenantId: string, reports: DeliveryStatus[]) {
+    for (const report of reports) {
       await updatePartStatus(
         deps.database.db,
-        tenant.id,
+        tenantId,
         report.channelMessageId,
         report.status,
         report.errorCode,
       );
     }
-    return c.body(null, 204);
-  });
+  }
 
   return app;
 }
@@ -182,19 +203,23 @@ function leftMidBody(c: Context): boolean {
 }
 
 /**
- * The 1 MiB body limit of webhooks and the admin API. A declared Content-Length (every channel sends one) is
- * checked up front, and the body is then read straight from the socket; only a chunked body goes through
- * the counting stream, which costs a full web Request per request. Either way nothing is read here: the
- * header checks come first. The rest of a refused body is never read: the connection ends (above).
+ * A body limit: 1 MiB for the admin API and webhooks, unless a channel declares more. A declared
+ * Content-Length (every channel sends one) is checked up front, and the body is then read straight from the
+ * socket; only a chunked body goes through the counting stream, which costs a full web Request per request.
+ * Either way nothing is read here: the header checks come first. The rest of a refused body is never read:
+ * the connection ends (above).
  */
-export const limitBody: MiddlewareHandler = async (c, next) => {
+async function checkBodySize(c: Context, maxBytes: number, next: Next): Promise<void> {
   const declared = c.req.header("content-length");
-  if (declared === undefined) countChunkedBody(c);
-  else if (Number(declared) > MAX_BODY_BYTES) throw tooLarge();
+  if (declared === undefined) countChunkedBody(c, maxBytes);
+  else if (Number(declared) > maxBytes) throw tooLarge(maxBytes);
   await next();
-};
+}
 
-const tooLarge = () => new HttpError(413, "PAYLOAD_TOO_LARGE", `body exceeds ${MAX_BODY_BYTES} bytes`);
+export const limitBody: MiddlewareHandler = (c, next) => checkBodySize(c, MAX_BODY_BYTES, next);
+
+const tooLarge = (maxBytes: number) =>
+  new HttpError(413, "PAYLOAD_TOO_LARGE", `body exceeds ${maxBytes} bytes`);
 
 const lingering = new WeakSet<Socket>();
 
@@ -219,11 +244,11 @@ function linger(socket: Socket): void {
 
 /**
  * Replaces a chunked request's body with one that counts while it is read and fails with 413 past
- * MAX_BODY_BYTES. Unlike hono's bodyLimit it reads nothing up front, so a request refused on its headers
+ * `maxBytes`. Unlike hono's bodyLimit it reads nothing up front, so a request refused on its headers
  * costs no body at all. Past the limit the source is left unread rather than cancelled (cancelling would
  * destroy the socket before the answer); the connection then ends after the answer.
  */
-function countChunkedBody(c: Context): void {
+function countChunkedBody(c: Context, maxBytes: number): void {
   const source = c.req.raw.body;
   if (!source) return;
   const reader = source.getReader();
@@ -233,9 +258,9 @@ function countChunkedBody(c: Context): void {
       const { done, value } = await reader.read();
       if (done) return controller.close();
       size += value.byteLength;
-      if (size <= MAX_BODY_BYTES) return controller.enqueue(value);
+      if (size <= maxBytes) return controller.enqueue(value);
       reader.releaseLock();
-      controller.error(tooLarge());
+      controller.error(tooLarge(maxBytes));
     },
     cancel: (reason) => reader.cancel(reason),
   });

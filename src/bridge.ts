@@ -2,9 +2,9 @@ import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import { createAdminRoutes } from "./admin/routes.js";
 import { createApp } from "./app.js";
-import { createAdapters } from "./channels/index.js";
+import { channelsOf, createAdapters } from "./channels/registry.js";
 import type { AdapterMap } from "./channels/types.js";
-import { type AppConfig, tenantChannels } from "./config/index.js";
+import type { AppConfig } from "./config/index.js";
 import { type Database, openDatabase } from "./db/client.js";
 import { queueStats } from "./db/inbox.js";
 import { migrate } from "./db/migrate.js";
@@ -61,7 +61,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
   });
   await tenants.start();
   for (const tenant of config.tenants) {
-    log.info({ tenant: tenant.id, channels: tenantChannels(tenant) }, "tenant configured");
+    log.info({ tenant: tenant.id, channels: channelsOf(tenant) }, "tenant configured");
   }
   if ((await tenants.list()).length === 0) {
     log.warn(

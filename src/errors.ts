@@ -18,6 +18,8 @@ export const badRequest = (message: string) => new HttpError(400, "BAD_REQUEST",
 export const unauthorized = (message: string) => new HttpError(401, "PERMISSION_DENIED", message);
 export const forbidden = (message: string) => new HttpError(403, "PERMISSION_DENIED", message);
 export const notFound = (message: string) => new HttpError(404, "NOT_FOUND", message);
+/** Not the caller's fault and worth retrying: shutting down, the database or a channel's API unreachable. */
+export const unavailable = (message: string) => new HttpError(503, "UNAVAILABLE", message);
 
 /** Invalid configuration: startup stops with this message (it names the key path or variable). */
 export class ConfigError extends Error {

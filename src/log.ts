@@ -1,46 +1,31 @@
 import { type DestinationStream, type Logger, pino } from "pino";
+import { descriptors } from "./channels/registry.js";
 import { databaseCause, isDatabaseError } from "./db/errors.js";
 
 export type { Logger };
 
+/** Keys whose values are secrets wherever they appear, besides each channel's own secret fields. */
+const SECRET_KEYS = ["token", "api_key", "authorization", "password"];
+
 /**
- * Paths whose values are secrets wherever they appear in a log object. Code never logs whole tenant configs,
- * but this is the safety net for when it does.
+ * Paths whose values are secrets wherever they appear in a log object, down to three levels (a tenant's
+ * block, a request's headers). Code never logs whole tenant configs or headers; this is the safety net for
+ * when it does.
  */
-const REDACT = [
-  "token",
-  "*.token",
-  "bot_token",
-  "*.bot_token",
-  "*.*.bot_token",
-  "api_key",
-  "*.api_key",
-  "*.*.api_key",
-  "auth_token",
-  "*.auth_token",
-  "*.*.auth_token",
-  "signing_secret",
-  "*.signing_secret",
-  "*.*.signing_secret",
-  "webhook_secret",
-  "*.webhook_secret",
-  "*.*.webhook_secret",
-  "authorization",
-  "*.authorization",
-  "headers.authorization",
-  "req.headers.authorization",
-  'req.headers["x-telegram-bot-api-secret-token"]',
-  'req.headers["x-slack-signature"]',
-  'req.headers["x-twilio-signature"]',
-  "password",
-  "*.password",
-];
+function redactedPaths(): string[] {
+  const keys = new Set([...SECRET_KEYS, ...descriptors.flatMap((channel) => channel.secrets)]);
+  const headers = descriptors.flatMap((channel) => channel.secretHeaders);
+  return [
+    ...[...keys].flatMap((key) => [key, `*.${key}`, `*.*.${key}`]),
+    ...headers.map((header) => `req.headers[${JSON.stringify(header)}]`),
+  ];
+}
 
 export function createLogger(level = "info", destination?: DestinationStream): Logger {
   return pino(
     {
       level,
-      redact: { paths: REDACT, censor: "[redacted]" },
+      redact: { paths: redactedPaths(), censor: "[redacted]" },
       // The safety net for a site that logs an error object as `err`: only its safe message is written.
       serializers: { err: (value: unknown) => (typeof value === "string" ? value : safeMessage(value)) },
     },

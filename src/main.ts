@@ -1,7 +1,8 @@
 import { Command } from "commander";
 import { startBridge } from "./bridge.js";
+import { channelsOf } from "./channels/registry.js";
 import { getTelegramWebhookInfo, setTelegramWebhook } from "./channels/telegram/index.js";
-import { type AppConfig, loadConfig, tenantChannels } from "./config/index.js";
+import { type AppConfig, loadConfig } from "./config/index.js";
 import { openDatabase } from "./db/client.js";
 import { migrate } from "./db/migrate.js";
 import { ConfigError } from "./errors.js";
@@ -48,8 +49,8 @@ async function run(http: boolean): Promise<void> {
 function webhookUrls(config: AppConfig): string[] {
   const base = config.publicUrl ?? "<PUBLIC_URL>";
   return config.tenants.flatMap((tenant) => [
-    `tenant ${tenant.id} (${tenantChannels(tenant).join(", ") || "no channels"})`,
-    ...tenantChannels(tenant).map((channel) => `  ${channel}: ${base}/webhooks/${tenant.id}/${channel}`),
+    `tenant ${tenant.id} (${channelsOf(tenant).join(", ") || "no channels"})`,
+    ...channelsOf(tenant).map((channel) => `  ${channel}: ${base}/webhooks/${tenant.id}/${channel}`),
   ]);
 }
 

@@ -2,6 +2,7 @@ import { and, count, desc, eq, sql } from "drizzle-orm";
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { limitBody } from "../app.js";
+import { CHANNEL_NAMES } from "../channels/registry.js";
 import { safeEqual } from "../channels/shared.js";
 import { tenantId, tenantSchema } from "../config/schema.js";
 import type { Db } from "../db/client.js";
@@ -21,7 +22,7 @@ export interface AdminDeps {
 
 const BEARER = /^bearer +(.+)$/i;
 
-const CHANNEL = z.enum(["telegram", "slack", "whatsapp"]);
+const CHANNEL = z.enum(CHANNEL_NAMES);
 
 const page = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(10),

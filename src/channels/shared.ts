@@ -1,5 +1,48 @@
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { InboundMessage, Route } from "./types.js";
+import { z } from "zod";
+import type { InboundMessage, ParseResult, Route, WebhookResult } from "./types.js";
+
+/** An http(s) URL setting: API roots and bases, which tests point at loopback fakes. */
+export const httpUrl = z.url({ protocol: /^https?$/ });
+
+export const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** A parsed update as the webhook route stores it: its text made storable, or nothing with the reason. */
+export function webhookResult(result: ParseResult): WebhookResult {
+  return result.type === "message"
+    ? { type: "messages", messages: [storable(result.message)] }
+    : { type: "messages", messages: [], ignored: result.reason };
+}
+
+/**
+ * One client per tenant, rebuilt when the settings it was built from (credentials, API base) change, so a
+ * changed tenant takes effect at once. The settings are kept only as a hash.
+ */
+export class TenantClients<Client> {
+  private readonly byTenant = new Map<string, { fingerprint: string; client: Client }>();
+
+  get(tenantId: string, settings: readonly string[], create: () => Client): Client {
+    const fingerprint = createHash("sha256").update(settings.join("\0")).digest("hex");
+    const cached = this.byTenant.get(tenantId);
+    if (cached?.fingerprint === fingerprint) return cached.client;
+    const client = create();
+    this.byTenant.set(tenantId, { fingerprint, client });
+    return client;
+  }
+}
+
+/** `load` run once and shared by concurrent callers; a failure is not kept, so the next call tries again. */
+export function sharedOnce<T>(load: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
+  return () => {
+    pending ??= load().catch((error: unknown) => {
+      pending = undefined;
+      throw error;
+    });
+    return pending;
+  };
+}
 
 /** Constant-time string comparison; hashing first makes the time independent of the lengths too. */
 export function safeEqual(a: string, b: string): boolean {
@@ -44,4 +87,19 @@ export function storable(message: InboundMessage): InboundMessage {
 export function storableText(value: string): string {
   if (value.isWellFormed() && !value.includes("\u0000")) return value;
   return value.toWellFormed().replaceAll("\u0000", "");
+}
+
+/**
+ * A shared location pin as the text the agent reads, e.g.
+ * `Shared location: Anne Frank House, Westermarkt 20, Amsterdam (52.3752, 4.884)`. WhatsApp sends a pin
+ * with coordinates and, for a chosen place, its name and address.
+ */
+export function sharedLocationText(place: {
+  latitude: string | number;
+  longitude: string | number;
+  name?: string | undefined;
+  address?: string | undefined;
+}): string {
+  const label = [place.name, place.address].filter(Boolean).join(", ");
+  return `Shared location: ${label ? `${label} ` : ""}(${place.latitude}, ${place.longitude})`;
 }

@@ -1,7 +1,11 @@
-import type { TenantConfig } from "../config/schema.js";
-import type { ChannelName } from "../format/index.js";
+import type { z } from "zod";
+import type { ReplyFormat } from "../format/index.js";
+import type { Logger } from "../log.js";
 
-export type { ChannelName };
+/** What an adapter needs to know of a tenant: adapters see their own channel's block, not the tenant's. */
+export interface TenantRef {
+  id: string;
+}
 
 /** JSON-serialisable channel coordinates of a thread (chat id, topic, Slack thread ts, WhatsApp numbers...). */
 export type Route = { [key: string]: string | number | boolean | null };
@@ -44,12 +48,15 @@ export interface WebhookRequest {
 }
 
 export type WebhookResult =
-  /** Store these (possibly none, for ignored updates), then answer with `ack()`. */
-  | { type: "messages"; messages: InboundMessage[]; ignored?: string }
+  /**
+   * Store these messages and apply these delivery reports (possibly none, for ignored updates), then answer
+   * with `ack()`.
+   */
+  | { type: "messages"; messages: InboundMessage[]; statuses?: DeliveryStatus[]; ignored?: string }
   /** Answer at once without storing anything (Slack url_verification). */
   | { type: "response"; response: Response };
 
-/** A Twilio-style delivery report for one sent part, matched by the channel's message id. */
+/** A delivery report for one sent part (Twilio status callback, Meta status update), matched by the channel's message id. */
 export interface DeliveryStatus {
   channelMessageId: string;
   status: string;
@@ -58,7 +65,7 @@ export interface DeliveryStatus {
 
 /** Everything `send` needs to deliver a part of a reply. */
 export interface DeliveryTarget<Cfg> {
-  tenant: TenantConfig;
+  tenant: TenantRef;
   config: Cfg;
   route: Route;
   threadKey: string;
@@ -90,22 +97,25 @@ export class ChannelSendError extends Error {
   }
 }
 
-export interface ChannelAdapter<Cfg = unknown> {
-  readonly channel: ChannelName;
-  /** The tenant's settings for this channel, or undefined when the tenant does not use it (404). */
-  config(tenant: TenantConfig): Cfg | undefined;
+/** What a channel implements; the registry adds its name, reply format and config lookup (`ChannelAdapter`). */
+export interface ChannelParts<Cfg> {
   /**
    * Refuses what the headers alone show to be wrong (missing or malformed signature, stale timestamp, wrong
    * secret), before the body is read: an unauthenticated request costs no more than its headers there.
    * Throws HttpError 4xx. `verify` still makes the whole check.
    */
-  precheck?(headers: Headers, config: Cfg, tenant: TenantConfig): void;
+  precheck?(headers: Headers, config: Cfg, tenant: TenantRef): void;
   /** Checks the request's signature or secret; throws HttpError 401/403 when it fails. */
-  verify(req: WebhookRequest, config: Cfg, tenant: TenantConfig): Promise<void> | void;
+  verify(req: WebhookRequest, config: Cfg, tenant: TenantRef): Promise<void> | void;
   /** Turns a verified webhook into inbound messages; throws HttpError 400 on a malformed body. */
-  receive(req: WebhookRequest, config: Cfg, tenant: TenantConfig): Promise<WebhookResult>;
+  receive(req: WebhookRequest, config: Cfg, tenant: TenantRef): Promise<WebhookResult>;
   /** The answer once the messages are stored. */
   ack(): Response;
+  /**
+   * Answers `GET /webhooks/:tenant/<channel>`: a subscription handshake (Meta's hub.challenge). Throws
+   * HttpError 403 when the request does not prove it comes from the tenant's app. No GET route without it.
+   */
+  handshake?(url: URL, config: Cfg, tenant: TenantRef): Response;
   /** Sends one part; `plain` is true when re-sending a part whose markup was rejected. */
   send(target: DeliveryTarget<Cfg>, text: string, options: { plain: boolean }): Promise<SentPart>;
   /** A "working on it" signal shown while Quickchat answers, repeated every `intervalMs`. */
@@ -113,12 +123,58 @@ export interface ChannelAdapter<Cfg = unknown> {
   /** The sender's display name when the webhook did not carry it (Slack users.info); failures return undefined. */
   senderName?(target: DeliveryTarget<Cfg>, senderId: string): Promise<string | undefined>;
   /** Delivery reports posted to `/webhooks/:tenant/<channel>/status` (Twilio status callbacks). */
-  receiveStatus?(req: WebhookRequest, config: Cfg, tenant: TenantConfig): Promise<DeliveryStatus[]>;
+  receiveStatus?(req: WebhookRequest, config: Cfg, tenant: TenantRef): Promise<DeliveryStatus[]>;
+}
+
+/** A channel as the service sees it: the parts its folder implements, with its name and reply format. */
+export interface ChannelAdapter<Cfg = unknown> extends ChannelParts<Cfg> {
+  readonly channel: string;
+  readonly format: ReplyFormat;
+  /** The largest webhook body the channel sends, when more than the service's 1 MiB. */
+  readonly maxBodyBytes?: number;
+  /** The tenant's settings for this channel, or undefined when the tenant does not use it (404). */
+  config(tenant: object): Cfg | undefined;
 }
 
 /** The adapters of the channels a process serves, by channel name. */
-export type AdapterMap = Partial<Record<ChannelName, ChannelAdapter<unknown>>>;
+export type AdapterMap = Partial<Record<string, ChannelAdapter<unknown>>>;
 
 export interface AdapterDeps {
-  log: import("../log.js").Logger;
+  log: Logger;
+}
+
+/**
+ * Everything the service knows of a channel, declared in its folder's `index.ts` and listed once in
+ * `registry.ts`: the tenant config block, the environment shorthand, the secrets, the reply format and the
+ * adapter. Everything else (tenant schema, admin API, encryption at rest, log redaction, CLI) derives from it.
+ */
+export interface ChannelDescriptor<Name extends string = string, Schema extends z.ZodObject = z.ZodObject> {
+  /** The route segment (`/webhooks/:tenant/<name>`), the tenant config key and the stored channel value. */
+  readonly name: Name;
+  /** For people: logs, check-config, the CLI. */
+  readonly title: string;
+  /** The tenant's `<name>` block. */
+  readonly schema: Schema;
+  /** Fields of the block that are secrets: encrypted at rest, masked by the admin API, redacted in logs. */
+  readonly secrets: readonly (keyof z.output<Schema> & string)[];
+  /**
+   * The field that decides where the block's requests (and so its secrets) go, with its default: stored
+   * secrets stay bound to it.
+   */
+  readonly destination: { readonly field: keyof z.output<Schema> & string; readonly default: string };
+  /** The single-tenant shorthand: environment variable → field of the block. */
+  readonly env: Readonly<Record<string, keyof z.input<Schema> & string>>;
+  /** Request headers that carry a secret or a signature, lowercase (redacted in logs). */
+  readonly secretHeaders: readonly string[];
+  readonly format: ReplyFormat;
+  /** The largest webhook body the platform sends, when more than the service's 1 MiB. */
+  readonly maxBodyBytes?: number;
+  createAdapter(deps: AdapterDeps): ChannelParts<z.output<Schema>>;
+}
+
+/** Declares a channel; the identity function keeps the literal name and the schema's types. */
+export function defineChannel<const Name extends string, Schema extends z.ZodObject>(
+  descriptor: ChannelDescriptor<Name, Schema>,
+): ChannelDescriptor<Name, Schema> {
+  return descriptor;
 }

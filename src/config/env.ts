@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { descriptors } from "../channels/registry.js";
 import { ConfigError } from "../errors.js";
 
 /** The only place that reads process.env: everything else receives these settings. */
@@ -6,7 +7,7 @@ export type Env = Record<string, string | undefined>;
 
 const int = (min: number) => z.coerce.number().int().min(min);
 
-const settingsSchema = z.object({
+export const settingsSchema = z.object({
   PORT: int(0).max(65535).default(3000),
   HOST: z.string().min(1).default("0.0.0.0"),
   DATABASE_URL: z.string().min(1).optional(),
@@ -58,66 +59,41 @@ export function readSettings(env: Env): Settings {
   return parsed.data;
 }
 
+/** The shorthand's Quickchat variables; each channel's come from its descriptor. */
+const QUICKCHAT_VARIABLES: Record<string, string> = {
+  QUICKCHAT_SCENARIO_ID: "scenario_id",
+  QUICKCHAT_TOKEN: "token",
+  QUICKCHAT_API_KEY: "api_key",
+  QUICKCHAT_BASE_URL: "base_url",
+  QUICKCHAT_KB_TOPIC: "kb_topic",
+};
+
+const SHORTHAND_BLOCKS: [block: string, variables: Readonly<Record<string, string>>][] = [
+  ["quickchat", QUICKCHAT_VARIABLES],
+  ...descriptors.map((channel): [string, Readonly<Record<string, string>>] => [channel.name, channel.env]),
+];
+
 /**
  * The single-tenant shorthand: QUICKCHAT_* and channel variables describe a tenant with id `default`.
  * Returns the raw tenant object (validated later with the file's tenants) or undefined when unused.
  */
 export function shorthandTenant(env: Env): Record<string, unknown> | undefined {
-  const v = (name: string) => (env[name] === "" ? undefined : env[name]);
-  const block = (entries: Record<string, string | undefined>) =>
-    Object.values(entries).some((x) => x !== undefined) ? entries : undefined;
-
-  const quickchat = block({
-    scenario_id: v("QUICKCHAT_SCENARIO_ID"),
-    token: v("QUICKCHAT_TOKEN"),
-    api_key: v("QUICKCHAT_API_KEY"),
-    base_url: v("QUICKCHAT_BASE_URL"),
-    kb_topic: v("QUICKCHAT_KB_TOPIC"),
-  });
-  const telegram = block({
-    bot_token: v("TELEGRAM_BOT_TOKEN"),
-    webhook_secret: v("TELEGRAM_WEBHOOK_SECRET"),
-    api_root: v("TELEGRAM_API_ROOT"),
-  });
-  const slack = block({
-    signing_secret: v("SLACK_SIGNING_SECRET"),
-    bot_token: v("SLACK_BOT_TOKEN"),
-    api_url: v("SLACK_API_URL"),
-  });
-  const whatsapp = block({
-    account_sid: v("TWILIO_ACCOUNT_SID"),
-    auth_token: v("TWILIO_AUTH_TOKEN"),
-    from: v("TWILIO_WHATSAPP_FROM"),
-    api_base: v("TWILIO_API_BASE"),
-  });
-  if (!quickchat && !telegram && !slack && !whatsapp) return undefined;
-  const drop = (o?: Record<string, string | undefined>) =>
-    o && Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined));
-  return {
-    id: "default",
-    quickchat: drop(quickchat) ?? {},
-    ...(telegram && { telegram: drop(telegram) }),
-    ...(slack && { slack: drop(slack) }),
-    ...(whatsapp && { whatsapp: drop(whatsapp) }),
-  };
+  const blocks: Record<string, Record<string, string>> = {};
+  for (const [block, variables] of SHORTHAND_BLOCKS) {
+    const set = Object.entries(variables).filter(([variable]) => env[variable]);
+    if (set.length > 0)
+      blocks[block] = Object.fromEntries(set.map(([variable, key]) => [key, env[variable]!]));
+  }
+  if (Object.keys(blocks).length === 0) return undefined;
+  return { id: "default", quickchat: {}, ...blocks };
 }
 
 /** Maps a shorthand tenant's key path back to the variable a user sets, for error messages. */
 export const SHORTHAND_VARIABLES: Record<string, string> = {
-  "quickchat.scenario_id": "QUICKCHAT_SCENARIO_ID",
-  "quickchat.token": "QUICKCHAT_TOKEN",
-  "quickchat.api_key": "QUICKCHAT_API_KEY",
-  "quickchat.base_url": "QUICKCHAT_BASE_URL",
-  "quickchat.kb_topic": "QUICKCHAT_KB_TOPIC",
   quickchat: "QUICKCHAT_TOKEN or QUICKCHAT_API_KEY",
-  "telegram.bot_token": "TELEGRAM_BOT_TOKEN",
-  "telegram.webhook_secret": "TELEGRAM_WEBHOOK_SECRET",
-  "telegram.api_root": "TELEGRAM_API_ROOT",
-  "slack.signing_secret": "SLACK_SIGNING_SECRET",
-  "slack.bot_token": "SLACK_BOT_TOKEN",
-  "slack.api_url": "SLACK_API_URL",
-  "whatsapp.account_sid": "TWILIO_ACCOUNT_SID",
-  "whatsapp.auth_token": "TWILIO_AUTH_TOKEN",
-  "whatsapp.from": "TWILIO_WHATSAPP_FROM",
-  "whatsapp.api_base": "TWILIO_API_BASE",
+  ...Object.fromEntries(
+    SHORTHAND_BLOCKS.flatMap(([block, variables]) =>
+      Object.entries(variables).map(([variable, key]) => [`${block}.${key}`, variable]),
+    ),
+  ),
 };

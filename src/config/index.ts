@@ -66,8 +66,3 @@ export function loadConfig(env: Env): AppConfig {
   const publicUrl = (settings.PUBLIC_URL ?? filePublicUrl)?.replace(/\/+$/, "");
   return { settings, tenants, ...(publicUrl && { publicUrl }), ...(file && { configPath: file.path }) };
 }
-
-/** The channels a tenant answers on, for logs and check-config. */
-export function tenantChannels(tenant: TenantConfig): ("telegram" | "slack" | "whatsapp")[] {
-  return (["telegram", "slack", "whatsapp"] as const).filter((c) => tenant[c] !== undefined);
-}

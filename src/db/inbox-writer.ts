@@ -1,4 +1,4 @@
-import type { ChannelName, InboundMessage } from "../channels/types.js";
+import type { InboundMessage } from "../channels/types.js";
 import type { Db } from "./client.js";
 import { GroupCommit } from "./group-commit.js";
 import {
@@ -63,7 +63,7 @@ export class InboxWriter {
   }
 
   /** Stores a webhook's messages; resolves to how many were new (redeliveries are not). */
-  async store(tenantId: string, channel: ChannelName, messages: InboundMessage[]): Promise<number> {
+  async store(tenantId: string, channel: string, messages: InboundMessage[]): Promise<number> {
     const rows = messages.filter((m) => !m.onlyInKnownThread).map((m) => rowValues(tenantId, channel, m));
     let stored = rows.length > 0 ? await this.group.submit(rows) : 0;
     // Conditional rows (thread follow-ups) need their own statement: rare, and never batched.

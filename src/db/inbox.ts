@@ -1,6 +1,6 @@
 import { and, eq, getTableColumns, type SQL, sql } from "drizzle-orm";
 import type { AnyPgColumn } from "drizzle-orm/pg-core";
-import type { ChannelName, InboundMessage, Route } from "../channels/types.js";
+import type { InboundMessage, Route } from "../channels/types.js";
 import { type Db, rowsOf } from "./client.js";
 import { withDeadlockRetry } from "./errors.js";
 import { onPartConflict, type PartRecord } from "./outbound.js";
@@ -50,7 +50,7 @@ export interface Lease {
 /** A new inbox row, named as the INSERT's record columns. */
 export interface InboxInsert {
   tenant_id: string;
-  channel: ChannelName;
+  channel: string;
   thread_key: string;
   dedupe_key: string;
   kind: string;
@@ -70,7 +70,7 @@ export interface Inserted {
   convId: string | null;
 }
 
-export function rowValues(tenantId: string, channel: ChannelName, m: InboundMessage): InboxInsert {
+export function rowValues(tenantId: string, channel: string, m: InboundMessage): InboxInsert {
   return {
     tenant_id: tenantId,
     channel,

@@ -13,7 +13,7 @@ export interface FormattedPart {
   plain: string;
 }
 
-export interface SplitTarget {
+export interface ReplyFormat {
   limit: number;
   markup: Dialect;
   plain: Dialect;
@@ -28,7 +28,7 @@ const LIST_MARKER = /\n[ \t]*(?:•|\d+\.)$/;
 const LIST_MARKER_AT_START = /(?:^|\n)[ \t]*(?:•|\d+\.)$/;
 const MAX_LIST_MARKER = 40;
 
-export function splitRuns(runs: readonly Run[], target: SplitTarget): FormattedPart[] {
+export function splitRuns(runs: readonly Run[], target: ReplyFormat): FormattedPart[] {
   return new Splitter(runs, target).split();
 }
 
@@ -39,7 +39,7 @@ class Splitter {
 
   constructor(
     private readonly runs: readonly Run[],
-    private readonly target: SplitTarget,
+    private readonly target: ReplyFormat,
   ) {
     let offset = 0;
     for (const run of runs) {

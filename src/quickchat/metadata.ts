@@ -1,10 +1,8 @@
-import type { ChannelName } from "../channels/types.js";
-
 /** Quickchat accepts at most 5 keys in client_metadata. */
 export const MAX_METADATA_KEYS = 5;
 
 export interface MetadataInput {
-  channel: ChannelName;
+  channel: string;
   channelUserId: string;
   threadKey: string;
   userName?: string;

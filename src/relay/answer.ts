@@ -3,7 +3,7 @@
  * Quickchat's answer, with Quickchat's error policy (a new conversation, a retry later, or the `unavailable`
  * text).
  */
-import type { ChannelAdapter, ChannelName, DeliveryTarget } from "../channels/types.js";
+import type { ChannelAdapter, DeliveryTarget } from "../channels/types.js";
 import type { TenantConfig } from "../config/schema.js";
 import { deleteConversation, type ThreadRef } from "../db/conversations.js";
 import type { ClaimedMessage } from "../db/inbox.js";
@@ -56,7 +56,7 @@ async function askQuickchat(
   const userName =
     row.sender.name ?? (await adapter.senderName?.(target, row.sender.id).catch(() => undefined));
   const clientMetadata = buildClientMetadata({
-    channel: row.channel as ChannelName,
+    channel: row.channel,
     channelUserId: row.sender.id,
     threadKey: row.threadKey,
     userName,

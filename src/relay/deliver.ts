@@ -63,7 +63,7 @@ export async function deliver(
     deps.metrics.messages.inc({ ...labels, status });
     return successorWaiting;
   };
-  const parts = formatReply(reply.html, adapter.channel);
+  const parts = formatReply(reply.html, adapter.format);
   // Parts exist only once a reply was stored: a message that was pending at its claim has none.
   const alreadySent = row.status === "pending" ? new Set<number>() : await sentParts(db, row.id);
   let current = target;

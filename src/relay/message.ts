@@ -4,7 +4,7 @@
  * then delivery; its lease is renewed throughout.
  */
 import { storableText } from "../channels/shared.js";
-import type { ChannelName, DeliveryTarget } from "../channels/types.js";
+import type { DeliveryTarget } from "../channels/types.js";
 import type { GroupCommit } from "../db/group-commit.js";
 import { type ClaimedMessage, type Lease, renewLease, reschedule, type StoredReply } from "../db/inbox.js";
 import { TenantUnreadableError } from "../tenants/registry.js";
@@ -51,7 +51,7 @@ export async function processMessage(
       await reschedule(database.db, lease, delayMs, undefined);
       return false;
     }
-    const adapter = ctx.adapters[row.channel as ChannelName];
+    const adapter = ctx.adapters[row.channel];
     const config = tenant && adapter?.config(tenant);
     if (!tenant || !adapter || config === undefined) {
       log.warn("tenant or channel no longer configured; message failed");

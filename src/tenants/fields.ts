@@ -1,36 +1,30 @@
+import { descriptors } from "../channels/registry.js";
 import {
   DEFAULT_QUICKCHAT_BASE_URL,
-  DEFAULT_SLACK_API_URL,
-  DEFAULT_TELEGRAM_API_ROOT,
-  DEFAULT_TWILIO_API_BASE,
   LEGACY_QUICKCHAT_BASE_URL,
   type TenantConfig,
 } from "../config/schema.js";
 import { HttpError } from "../errors.js";
 
 /** Every secret field of a tenant, as [block, key]: stored encrypted, never returned by the API. */
-export const SECRET_FIELDS = [
+export const SECRET_FIELDS: readonly (readonly [block: string, key: string])[] = [
   ["quickchat", "token"],
   ["quickchat", "api_key"],
-  ["telegram", "bot_token"],
-  ["telegram", "webhook_secret"],
-  ["slack", "signing_secret"],
-  ["slack", "bot_token"],
-  ["whatsapp", "auth_token"],
-] as const;
+  ...descriptors.flatMap((channel) => channel.secrets.map((key) => [channel.name, key] as const)),
+];
 
 /**
  * The setting of each block that decides where the block's requests (and so its secrets) go. A block's
  * stored secrets are bound to it: changing it needs the block's secrets again (`keepUnchangedSecrets`), and
  * the ciphertext names it in its associated data (`sealed.ts`), so a changed database row cannot reuse them.
  */
-export const DESTINATION_SETTINGS = {
+export const DESTINATION_SETTINGS: Readonly<Record<string, string>> = {
   quickchat: "base_url",
-  telegram: "api_root",
-  slack: "api_url",
-  whatsapp: "api_base",
-} as const;
-export type SecretBlock = keyof typeof DESTINATION_SETTINGS;
+  ...Object.fromEntries(descriptors.map((channel) => [channel.name, channel.destination.field])),
+};
+const DEFAULT_DESTINATIONS: Readonly<Record<string, string>> = Object.fromEntries(
+  descriptors.map((channel) => [channel.name, channel.destination.default]),
+);
 
 type Json = Record<string, unknown>;
 type Blocks = Record<string, Json | undefined>;
@@ -83,9 +77,10 @@ export function maskTenant(tenant: TenantConfig): Json {
 }
 
 /** Where a block's requests go, its default included; undefined for a missing block. */
-function destination(block: SecretBlock, config: unknown, storedConfig?: Json): string | undefined {
+function destination(block: string, config: unknown, storedConfig?: Json): string | undefined {
   if (!config || typeof config !== "object" || Array.isArray(config)) return undefined;
-  const set = (config as Json)[DESTINATION_SETTINGS[block]];
+  const setting = DESTINATION_SETTINGS[block];
+  const set = setting === undefined ? undefined : (config as Json)[setting];
   let url: string;
   if (typeof set === "string") url = set;
   else if (block === "quickchat") {
@@ -95,11 +90,7 @@ function destination(block: SecretBlock, config: unknown, storedConfig?: Json): 
     const legacy = credentials.api_key !== undefined && credentials.token === undefined;
     url = legacy ? LEGACY_QUICKCHAT_BASE_URL : DEFAULT_QUICKCHAT_BASE_URL;
   } else {
-    url = {
-      telegram: DEFAULT_TELEGRAM_API_ROOT,
-      slack: DEFAULT_SLACK_API_URL,
-      whatsapp: DEFAULT_TWILIO_API_BASE,
-    }[block];
+    url = DEFAULT_DESTINATIONS[block] ?? "";
   }
   try {
     return new URL(url).href;

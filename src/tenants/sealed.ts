@@ -1,4 +1,4 @@
-import { DESTINATION_SETTINGS, type SecretBlock } from "./fields.js";
+import { DESTINATION_SETTINGS } from "./fields.js";
 import type { SecretBox } from "./secrets.js";
 
 type Settings = Record<string, unknown>;
@@ -10,7 +10,7 @@ type Settings = Record<string, unknown>;
  */
 function associatedData(tenantId: string, block: string, settings: Settings): string {
   const config = settings[block] as Settings | undefined;
-  const setting = DESTINATION_SETTINGS[block as SecretBlock];
+  const setting = DESTINATION_SETTINGS[block];
   const value = setting && config ? config[setting] : undefined;
   return JSON.stringify([tenantId, block, typeof value === "string" ? value : null]);
 }

@@ -6,9 +6,9 @@
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { storable } from "../../src/channels/shared.js";
-import { createTelegramAdapter } from "../../src/channels/telegram/index.js";
+import { telegram } from "../../src/channels/telegram/index.js";
 import type { InboundMessage, WebhookRequest } from "../../src/channels/types.js";
-import { createWhatsappAdapter } from "../../src/channels/whatsapp/index.js";
+import { whatsapp } from "../../src/channels/whatsapp/index.js";
 import { tenantSchema } from "../../src/config/schema.js";
 import { createLogger } from "../../src/log.js";
 import { POSTGRES_URL } from "../support/db.js";
@@ -53,7 +53,7 @@ describe("storable", () => {
   });
 
   it("is applied by the adapters to what a webhook carries", async () => {
-    const telegram = await createTelegramAdapter({ log }).receive(
+    const fromTelegram = await telegram.createAdapter({ log }).receive(
       request(
         JSON.stringify({
           update_id: 1,
@@ -70,7 +70,7 @@ describe("storable", () => {
       tenant.telegram!,
       tenant,
     );
-    const whatsapp = await createWhatsappAdapter({ log }).receive(
+    const fromWhatsapp = await whatsapp.createAdapter({ log }).receive(
       request(
         new URLSearchParams({
           MessageSid: "SM1",
@@ -87,7 +87,7 @@ describe("storable", () => {
       tenant.whatsapp!,
       tenant,
     );
-    for (const result of [telegram, whatsapp]) {
+    for (const result of [fromTelegram, fromWhatsapp]) {
       expect(result.type).toBe("messages");
       const messages = result.type === "messages" ? result.messages : [];
       expect(messages).toHaveLength(1);

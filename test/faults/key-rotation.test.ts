@@ -155,7 +155,7 @@ describe.runIf(POSTGRES_AVAILABLE)("secret key rotation with two replicas", () =
             return;
           }
           const text = response ? await response.text() : "";
-          const draining = !response || (response.status === 503 && text.includes("SERVICE_UNAVAILABLE"));
+          const draining = !response || (response.status === 503 && text.includes("UNAVAILABLE"));
           if (!draining) problems.push(`${markerOf(m)} on ${keysOf.get(target)}: ${response.status} ${text}`);
           await sleep(50);
         }

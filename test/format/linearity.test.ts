@@ -4,10 +4,10 @@
  * minutes, so before the fix these tests ran into the test timeout; the assertions check the outcome.
  */
 import { describe, expect, it } from "vitest";
-import { type ChannelName, formatReply } from "../../src/format/index.js";
 import { plainDialect } from "../../src/format/plain.js";
 import { splitRuns } from "../../src/format/split.js";
 import { telegramDialect } from "../../src/format/telegram.js";
+import { type ChannelName, formatReply } from "../support/format.js";
 
 const visible = (html: string, channel: ChannelName = "telegram") =>
   formatReply(html, channel)

@@ -1,13 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseHtml } from "../../src/format/html.js";
-import {
-  CHANNEL_LIMITS,
-  type ChannelName,
-  type FormattedPart,
-  formatReply,
-  formatText,
-} from "../../src/format/index.js";
 import { layoutDocument } from "../../src/format/layout.js";
 import { plainDialect, slackPlainDialect } from "../../src/format/plain.js";
 import type { Dialect } from "../../src/format/render.js";
@@ -15,6 +8,13 @@ import { slackDialect } from "../../src/format/slack.js";
 import { splitRuns } from "../../src/format/split.js";
 import { telegramDialect } from "../../src/format/telegram.js";
 import { whatsappDialect } from "../../src/format/whatsapp.js";
+import {
+  type ChannelName,
+  DOCUMENTED_LIMITS,
+  type FormattedPart,
+  formatReply,
+  formatText,
+} from "../support/format.js";
 import { checkTelegramHtml } from "../support/telegram-html.js";
 
 const CHANNELS: ChannelName[] = ["telegram", "slack", "whatsapp"];
@@ -110,7 +110,7 @@ function isSubsequence(needle: string, haystack: string): boolean {
 function expectValidParts(
   parts: FormattedPart[],
   channel: ChannelName,
-  limit = CHANNEL_LIMITS[channel],
+  limit = DOCUMENTED_LIMITS[channel],
 ): void {
   for (const part of parts) {
     expect(part.text.trim()).not.toBe("");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type ChannelName, formatReply, formatText } from "../../src/format/index.js";
+import { type ChannelName, formatReply, formatText } from "../support/format.js";
 import { checkTelegramHtml } from "../support/telegram-html.js";
 
 /** The single part's markup; also checks every Telegram result against Telegram's rules. */

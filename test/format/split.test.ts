@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CHANNEL_LIMITS, formatReply, formatText } from "../../src/format/index.js";
+import { DOCUMENTED_LIMITS, formatReply, formatText } from "../support/format.js";
 import { checkTelegramHtml } from "../support/telegram-html.js";
 
 const visible = (markup: string) => {
@@ -84,7 +84,7 @@ describe("splitting", () => {
   it("counts Slack's limit on the escaped markup", () => {
     const parts = formatText("&".repeat(1000), "slack");
     expect(parts.length).toBeGreaterThan(1);
-    for (const part of parts) expect(part.text.length).toBeLessThanOrEqual(CHANNEL_LIMITS.slack);
+    for (const part of parts) expect(part.text.length).toBeLessThanOrEqual(DOCUMENTED_LIMITS.slack);
     expect(parts.map((part) => part.text).join("")).toBe("&amp;".repeat(1000));
   });
 
@@ -95,7 +95,7 @@ describe("splitting", () => {
     );
     for (const channel of ["telegram", "slack", "whatsapp"] as const) {
       for (const part of formatReply(links.join(" "), channel)) {
-        expect(part.plain.length).toBeLessThanOrEqual(CHANNEL_LIMITS[channel]);
+        expect(part.plain.length).toBeLessThanOrEqual(DOCUMENTED_LIMITS[channel]);
       }
     }
   });

@@ -8,7 +8,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAdapters } from "../../src/channels/index.js";
+import { createAdapters } from "../../src/channels/registry.js";
 import { ChannelSendError, type DeliveryTarget } from "../../src/channels/types.js";
 import { tenantSchema } from "../../src/config/schema.js";
 import { createLogger } from "../../src/log.js";

@@ -1,6 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { adapterOf } from "../../src/channels/registry.js";
+import type { SlackConfig } from "../../src/channels/slack/config.js";
 import type { SlackRoute } from "../../src/channels/slack/inbound.js";
-import { createSlackAdapter } from "../../src/channels/slack/index.js";
+import { createSlackAdapter, slack } from "../../src/channels/slack/index.js";
 import { THINKING_STATUS } from "../../src/channels/slack/outbound.js";
 import type {
   ChannelAdapter,
@@ -8,7 +10,7 @@ import type {
   WebhookRequest,
   WebhookResult,
 } from "../../src/channels/types.js";
-import { type SlackConfig, type TenantConfig, tenantSchema } from "../../src/config/schema.js";
+import { type TenantConfig, tenantSchema } from "../../src/config/schema.js";
 import { HttpError } from "../../src/errors.js";
 import { createLogger } from "../../src/log.js";
 import { type RunningFake, startFake } from "../fakes/server.js";
@@ -44,7 +46,7 @@ beforeEach(async () => {
   });
   server = await startFake(fake.app);
   clock = Date.now();
-  adapter = createSlackAdapter({ log: createLogger("silent") }, { now: () => clock });
+  adapter = adapterOf(slack, createSlackAdapter({ log: createLogger("silent") }, { now: () => clock }));
 });
 
 afterEach(() => server.close());

@@ -1,7 +1,8 @@
 import { z } from "zod";
+import { CHANNEL_FORMATS } from "../../src/channels/registry.js";
 import { safeEqual } from "../../src/channels/shared.js";
+import type { TelegramConfig } from "../../src/channels/telegram/config.js";
 import type { ChannelAdapter, ChannelSendError, InboundMessage } from "../../src/channels/types.js";
-import type { TelegramConfig } from "../../src/config/schema.js";
 import { badRequest, unauthorized } from "../../src/errors.js";
 
 /** A message the loopback channel delivered. */
@@ -30,6 +31,7 @@ export type LoopbackWebhook = z.input<typeof webhookBody>;
  */
 export class LoopbackChannel implements ChannelAdapter<TelegramConfig> {
   readonly channel = "telegram" as const;
+  readonly format = CHANNEL_FORMATS.telegram;
   /** Sends made by this instance (several instances may share one `delivered` list). */
   sent = 0;
   readonly sendFailures: ChannelSendError[] = [];

@@ -3,13 +3,10 @@
  */
 import type { Update } from "grammy/types";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  createTelegramAdapter,
-  getTelegramWebhookInfo,
-  setTelegramWebhook,
-} from "../../src/channels/telegram/index.js";
+import type { TelegramConfig } from "../../src/channels/telegram/config.js";
+import { getTelegramWebhookInfo, setTelegramWebhook, telegram } from "../../src/channels/telegram/index.js";
 import type { DeliveryTarget, Route, WebhookRequest } from "../../src/channels/types.js";
-import { type TelegramConfig, type TenantConfig, tenantSchema } from "../../src/config/schema.js";
+import { type TenantConfig, tenantSchema } from "../../src/config/schema.js";
 import { HttpError } from "../../src/errors.js";
 import { createLogger } from "../../src/log.js";
 import { type RunningFake, startFake } from "../fakes/server.js";
@@ -51,7 +48,7 @@ function tenantWith(telegram: Partial<TelegramConfig> = {}, id = "acme"): Tenant
   });
 }
 
-const newAdapter = () => createTelegramAdapter({ log: createLogger("silent") });
+const newAdapter = () => telegram.createAdapter({ log: createLogger("silent") });
 
 /** `secret: null` sends no secret header. */
 function webhook(update: Update | string, secret: string | null = SECRET): WebhookRequest {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { telegramSchema } from "../../src/channels/telegram/config.js";
 import { SECRET_TOKEN_HEADER, verifyTelegramSecret } from "../../src/channels/telegram/verify.js";
-import { telegramSchema } from "../../src/config/schema.js";
 import { HttpError } from "../../src/errors.js";
 
 const config = telegramSchema.parse({ bot_token: "123456:AAE-fake", webhook_secret: "s3cr3t-Token_42" });

@@ -1,8 +1,10 @@
 import { Hono } from "hono";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { DeliveryStatus, DeliveryTarget, Route } from "../../src/channels/types.js";
-import { createWhatsappAdapter } from "../../src/channels/whatsapp/index.js";
-import { type TenantConfig, tenantSchema, type WhatsappConfig } from "../../src/config/schema.js";
+import { adapterOf } from "../../src/channels/registry.js";
+import type { ChannelAdapter, DeliveryStatus, DeliveryTarget, Route } from "../../src/channels/types.js";
+import type { WhatsappConfig } from "../../src/channels/whatsapp/config.js";
+import { whatsapp } from "../../src/channels/whatsapp/index.js";
+import { type TenantConfig, tenantSchema } from "../../src/config/schema.js";
 import { HttpError } from "../../src/errors.js";
 import { createLogger } from "../../src/log.js";
 import { type RunningFake, startFake } from "../fakes/server.js";
@@ -28,7 +30,7 @@ const STATUS_URL = `${PUBLIC}/webhooks/acme/whatsapp/status`;
 let fake: TwilioFake;
 let api: RunningFake;
 let lines: string[];
-let adapter: ReturnType<typeof createWhatsappAdapter>;
+let adapter: ChannelAdapter<WhatsappConfig>;
 
 function tenantWith(whatsapp: Partial<WhatsappConfig> = {}): TenantConfig {
   return tenantSchema.parse({
@@ -57,9 +59,10 @@ beforeEach(() => {
   fake.calls.length = 0;
   fake.accounts.set(SID, TOKEN);
   lines = [];
-  adapter = createWhatsappAdapter({
-    log: createLogger("info", { write: (l: string) => void lines.push(l) }),
-  });
+  adapter = adapterOf(
+    whatsapp,
+    whatsapp.createAdapter({ log: createLogger("info", { write: (l: string) => void lines.push(l) }) }),
+  );
 });
 
 describe("config and ack", () => {

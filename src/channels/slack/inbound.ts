@@ -1,4 +1,5 @@
 import { badRequest } from "../../errors.js";
+import { isRecord } from "../shared.js";
 import type { InboundMessage, ParseResult } from "../types.js";
 
 /** The bot's own ids (from auth.test): its messages are ignored and its mention is stripped. */
@@ -253,8 +254,4 @@ function ignored(reason: string): ParseResult {
 
 function str(value: unknown): string | undefined {
   return typeof value === "string" && value !== "" ? value : undefined;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

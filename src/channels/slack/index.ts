@@ -1,11 +1,12 @@
-import type { SlackConfig } from "../../config/schema.js";
-import { HttpError } from "../../errors.js";
-import { storable } from "../shared.js";
-import type { AdapterDeps, ChannelAdapter, DeliveryTarget, WebhookResult } from "../types.js";
+import { unavailable } from "../../errors.js";
+import { slackDialect, slackPlainDialect } from "../../format/index.js";
+import { TenantClients, webhookResult } from "../shared.js";
+import { type AdapterDeps, type ChannelParts, type DeliveryTarget, defineChannel } from "../types.js";
+import { DEFAULT_SLACK_API_URL, type SlackConfig, slackSchema } from "./config.js";
 import { decodeSlackPayload, parseSlackEvent, type SlackIdentity } from "./inbound.js";
 import { classifySlackError, postMessage, readRoute, setThinkingStatus } from "./outbound.js";
 import { precheckSlackHeaders, verifySlackSignature } from "./verify.js";
-import { SlackWorkspaces } from "./workspace.js";
+import { SlackWorkspace } from "./workspace.js";
 
 /** Re-set before Slack's two-minute expiry of an assistant status while Quickchat is still working. */
 const THINKING_INTERVAL_MS = 100_000;
@@ -23,19 +24,20 @@ export interface SlackAdapterOptions {
 export function createSlackAdapter(
   deps: AdapterDeps,
   options: SlackAdapterOptions = {},
-): ChannelAdapter<SlackConfig> {
+): ChannelParts<SlackConfig> {
   const log = deps.log.child({ channel: "slack" });
   const now = options.now ?? Date.now;
-  const workspaces = new SlackWorkspaces(log, now);
-
-  const workspaceOf = (target: DeliveryTarget<SlackConfig>) =>
-    workspaces.get(target.tenant.id, target.config);
+  // A changed token or API URL replaces the tenant's workspace, and with it its caches.
+  const workspaces = new TenantClients<SlackWorkspace>();
+  const workspaceFor = (tenantId: string, config: SlackConfig) =>
+    workspaces.get(
+      tenantId,
+      [config.api_url, config.bot_token],
+      () => new SlackWorkspace(config, log.child({ tenant: tenantId }), now),
+    );
+  const workspaceOf = (target: DeliveryTarget<SlackConfig>) => workspaceFor(target.tenant.id, target.config);
 
   return {
-    channel: "slack",
-
-    config: (tenant) => tenant.slack,
-
     precheck(headers) {
       precheckSlackHeaders(headers, now());
     },
@@ -44,7 +46,7 @@ export function createSlackAdapter(
       verifySlackSignature(req, config.signing_secret, now());
     },
 
-    async receive(req, config, tenant): Promise<WebhookResult> {
+    async receive(req, config, tenant) {
       const payload = decodeSlackPayload(req.rawBody.toString("utf8"));
       if (payload.type === "url_verification") {
         return {
@@ -54,7 +56,7 @@ export function createSlackAdapter(
       }
       if (payload.type === "other") return { type: "messages", messages: [], ignored: payload.payloadType };
 
-      const workspace = workspaces.get(tenant.id, config);
+      const workspace = workspaceFor(tenant.id, config);
       let identity: SlackIdentity;
       try {
         identity = await workspace.identity();
@@ -64,11 +66,9 @@ export function createSlackAdapter(
           { tenant: tenant.id, err: classifySlackError("auth.test", error) },
           "slack auth.test failed",
         );
-        throw new HttpError(503, "UNAVAILABLE", "could not look up the Slack bot identity (auth.test)");
+        throw unavailable("could not look up the Slack bot identity (auth.test)");
       }
-      const result = parseSlackEvent(payload.envelope, identity);
-      if (result.type === "ignored") return { type: "messages", messages: [], ignored: result.reason };
-      return { type: "messages", messages: [storable(result.message)] };
+      return webhookResult(parseSlackEvent(payload.envelope, identity));
     },
 
     ack: () => new Response(null, { status: 200 }),
@@ -90,3 +90,16 @@ export function createSlackAdapter(
     senderName: (target, senderId) => workspaceOf(target).userName(senderId),
   };
 }
+
+export const slack = defineChannel({
+  name: "slack",
+  title: "Slack",
+  schema: slackSchema,
+  secrets: ["signing_secret", "bot_token"],
+  destination: { field: "api_url", default: DEFAULT_SLACK_API_URL },
+  env: { SLACK_SIGNING_SECRET: "signing_secret", SLACK_BOT_TOKEN: "bot_token", SLACK_API_URL: "api_url" },
+  secretHeaders: ["x-slack-signature"],
+  // Slack counts the mrkdwn string itself; its plain fallback keeps `& < >` escaped.
+  format: { limit: 3000, markup: slackDialect, plain: slackPlainDialect, countsMarkup: true },
+  createAdapter: (deps) => createSlackAdapter(deps),
+});

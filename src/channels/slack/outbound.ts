@@ -7,10 +7,10 @@ import {
   WebAPIRequestError,
   WebClient,
 } from "@slack/web-api";
-import type { SlackConfig } from "../../config/schema.js";
 import type { Logger } from "../../log.js";
 import { parseRetryAfter } from "../shared.js";
 import { ChannelSendError, type Route, type SentPart } from "../types.js";
+import type { SlackConfig } from "./config.js";
 import type { SlackIdentity, SlackRoute } from "./inbound.js";
 
 /** A hung Slack call must not hold a worker (or, for auth.test, the webhook ack) indefinitely. */

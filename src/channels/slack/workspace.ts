@@ -1,6 +1,7 @@
 import { WebAPIPlatformError, type WebClient } from "@slack/web-api";
-import type { SlackConfig } from "../../config/schema.js";
 import type { Logger } from "../../log.js";
+import { sharedOnce } from "../shared.js";
+import type { SlackConfig } from "./config.js";
 import type { SlackIdentity } from "./inbound.js";
 import { classifySlackError, createSlackClient, fetchIdentity, fetchUserName } from "./outbound.js";
 
@@ -11,7 +12,8 @@ const MAX_CACHED_NAMES = 10_000;
 /** One tenant's Slack app as the adapter sees it: a Web API client, the bot's identity, user names. */
 export class SlackWorkspace {
   readonly client: WebClient;
-  private identityLookup: Promise<SlackIdentity> | undefined;
+  /** auth.test once per token; concurrent callers share the lookup, a failure is retried next time. */
+  readonly identity: () => Promise<SlackIdentity>;
   private readonly names = new Map<string, { name: string | undefined; expiresAt: number }>();
 
   constructor(
@@ -20,15 +22,7 @@ export class SlackWorkspace {
     private readonly now: () => number,
   ) {
     this.client = createSlackClient(config, log);
-  }
-
-  /** auth.test once per token; concurrent callers share the lookup, a failure is retried next time. */
-  identity(): Promise<SlackIdentity> {
-    this.identityLookup ??= fetchIdentity(this.client).catch((error: unknown) => {
-      this.identityLookup = undefined;
-      throw error;
-    });
-    return this.identityLookup;
+    this.identity = sharedOnce(() => fetchIdentity(this.client));
   }
 
   /** The user's display name, cached for an hour; undefined when Slack cannot say. Never throws. */
@@ -56,24 +50,5 @@ export class SlackWorkspace {
       if (oldest !== undefined) this.names.delete(oldest);
     }
     this.names.set(userId, { name, expiresAt: this.now() + USER_NAME_TTL_MS });
-  }
-}
-
-/** Workspaces by tenant; a changed token or API URL replaces the tenant's workspace (and its caches). */
-export class SlackWorkspaces {
-  private readonly byTenant = new Map<string, { credentials: string; workspace: SlackWorkspace }>();
-
-  constructor(
-    private readonly log: Logger,
-    private readonly now: () => number,
-  ) {}
-
-  get(tenantId: string, config: SlackConfig): SlackWorkspace {
-    const credentials = `${config.api_url}\n${config.bot_token}`;
-    const entry = this.byTenant.get(tenantId);
-    if (entry?.credentials === credentials) return entry.workspace;
-    const workspace = new SlackWorkspace(config, this.log.child({ tenant: tenantId }), this.now);
-    this.byTenant.set(tenantId, { credentials, workspace });
-    return workspace;
   }
 }

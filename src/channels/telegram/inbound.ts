@@ -1,4 +1,5 @@
 import type { Message, MessageEntity, Update, User } from "grammy/types";
+import { isRecord } from "../shared.js";
 import type { InboundMessage, ParseResult, Route } from "../types.js";
 
 /** What a group message is checked against; from getMe. */
@@ -32,14 +33,12 @@ const MEDIA_FIELDS = [
 ] as const satisfies readonly (keyof Message)[];
 
 const isInteger = (value: unknown): value is number => Number.isSafeInteger(value);
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
 
 const isEntityList = (value: unknown) =>
   value === undefined ||
   (Array.isArray(value) &&
     value.every(
-      (e) => isObject(e) && typeof e.type === "string" && isInteger(e.offset) && isInteger(e.length),
+      (e) => isRecord(e) && typeof e.type === "string" && isInteger(e.offset) && isInteger(e.length),
     ));
 
 /**
@@ -62,17 +61,17 @@ function messageProblem(first: unknown, firstName: string): string | undefined {
 }
 
 function ownFieldsProblem(message: unknown, name: string): string | undefined {
-  if (!isObject(message)) return `${name} is not an object`;
+  if (!isRecord(message)) return `${name} is not an object`;
   if (!isInteger(message.message_id)) return `${name}.message_id is not an integer`;
-  if (!isObject(message.chat) || !isInteger(message.chat.id) || typeof message.chat.type !== "string") {
+  if (!isRecord(message.chat) || !isInteger(message.chat.id) || typeof message.chat.type !== "string") {
     return `${name}.chat must have an integer id and a type`;
   }
-  if (message.from !== undefined && (!isObject(message.from) || !isInteger(message.from.id))) {
+  if (message.from !== undefined && (!isRecord(message.from) || !isInteger(message.from.id))) {
     return `${name}.from must have an integer id`;
   }
   if (
     message.sender_chat !== undefined &&
-    (!isObject(message.sender_chat) || !isInteger(message.sender_chat.id))
+    (!isRecord(message.sender_chat) || !isInteger(message.sender_chat.id))
   ) {
     return `${name}.sender_chat must have an integer id`;
   }
@@ -88,7 +87,7 @@ function ownFieldsProblem(message: unknown, name: string): string | undefined {
 
 /** Why a JSON value is not a Telegram Update the bridge can read, or undefined when it is one. */
 export function updateProblem(value: unknown): string | undefined {
-  if (!isObject(value)) return "body is not a JSON object";
+  if (!isRecord(value)) return "body is not a JSON object";
   if (!isInteger(value.update_id)) return "update_id is missing or not an integer";
   return value.message === undefined ? undefined : messageProblem(value.message, "message");
 }

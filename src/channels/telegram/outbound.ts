@@ -1,7 +1,7 @@
 import { Api, GrammyError, HttpError } from "grammy";
 import type { WebhookInfo } from "grammy/types";
-import type { TelegramConfig } from "../../config/schema.js";
 import { ChannelSendError, type Route, type SentPart } from "../types.js";
+import type { TelegramConfig } from "./config.js";
 import { telegramFetch } from "./fetch.js";
 
 /** Telegram's own default is 500 s; a stuck send should rather fail and be retried by the relay. */

@@ -1,6 +1,6 @@
-import type { TelegramConfig } from "../../config/schema.js";
 import { unauthorized } from "../../errors.js";
 import { safeEqual } from "../shared.js";
+import type { TelegramConfig } from "./config.js";
 
 /** Telegram sends the `secret_token` given to setWebhook in this header on every webhook request. */
 export const SECRET_TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token";

@@ -1,4 +1,5 @@
 import { badRequest } from "../../errors.js";
+import { sharedLocationText } from "../shared.js";
 import type { DeliveryStatus, InboundMessage, MessageKind, ParseResult } from "../types.js";
 import { field, type TwilioForm } from "./form.js";
 
@@ -88,13 +89,16 @@ function contentOf(form: TwilioForm): { kind: MessageKind; text: string } {
   return { kind: "unsupported", text: "" };
 }
 
-/** e.g. `Shared location: Anne Frank House, Westermarkt 20, Amsterdam (52.3752, 4.8840)`. */
 function locationText(form: TwilioForm): string | undefined {
   const latitude = field(form, "Latitude");
   const longitude = field(form, "Longitude");
   if (latitude === undefined || longitude === undefined) return undefined;
-  const place = [field(form, "Label"), field(form, "Address")].filter(Boolean).join(", ");
-  return `Shared location: ${place ? `${place} ` : ""}(${latitude}, ${longitude})`;
+  return sharedLocationText({
+    latitude,
+    longitude,
+    name: field(form, "Label"),
+    address: field(form, "Address"),
+  });
 }
 
 /** A status callback (channel-facts 3.5): one delivery report for one sent message. */

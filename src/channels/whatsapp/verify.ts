@@ -1,8 +1,8 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
-import type { WhatsappConfig } from "../../config/schema.js";
 import { badRequest, forbidden } from "../../errors.js";
 import type { Logger } from "../../log.js";
 import type { WebhookRequest } from "../types.js";
+import type { WhatsappConfig } from "./config.js";
 import { readTwilioForm, requireFormContentType, type TwilioForm } from "./form.js";
 
 const SIGNATURE_HEADER = "X-Twilio-Signature";
