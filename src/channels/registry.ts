@@ -9,8 +9,9 @@ import { slack } from "./slack/index.js";
 import { telegram } from "./telegram/index.js";
 import type { AdapterDeps, AdapterMap, ChannelAdapter, ChannelDescriptor, ChannelParts } from "./types.js";
 import { whatsapp } from "./whatsapp/index.js";
+import { whatsappCloud } from "./whatsapp_cloud/index.js";
 
-export const CHANNELS = [telegram, slack, whatsapp] as const;
+export const CHANNELS = [telegram, slack, whatsapp, whatsappCloud] as const;
 
 type Descriptor = (typeof CHANNELS)[number];
 export type ChannelName = Descriptor["name"];

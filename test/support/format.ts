@@ -14,10 +14,11 @@ export const formatText = (text: string, channel: ChannelName) =>
 /**
  * Message length limits as the platforms document them, written here rather than read from the code so a
  * wrong limit in a descriptor fails the tests: Telegram's sendMessage text (4096, after entity parsing),
- * Slack's section text (3000), Twilio's WhatsApp body (1600).
+ * Slack's section text (3000), Twilio's WhatsApp body (1600), the Cloud API's `text.body` (4096).
  */
 export const DOCUMENTED_LIMITS: Record<ChannelName, number> = {
   telegram: 4096,
   slack: 3000,
   whatsapp: 1600,
+  whatsapp_cloud: 4096,
 };
