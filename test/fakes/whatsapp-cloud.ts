@@ -89,6 +89,8 @@ export interface CloudSend {
   kind: "message" | "read";
   version: string;
   phoneNumberId: string;
+  /** The Authorization header as sent (null when absent). */
+  authorization: string | null;
   /** The parsed JSON body as posted (undefined when it was not JSON). */
   body: unknown;
   /** The HTTP status the fake answered; 0 when it answered nothing (drop, hang). */
@@ -212,14 +214,15 @@ export function createWhatsappCloudFake(options: {
       body = JSON.parse(raw);
     } catch {}
     const kind = (body as Json | undefined)?.status === "read" ? "read" : "message";
-    const call: CloudSend = { kind, version, phoneNumberId, body, status: 0, at: Date.now() };
+    const authorization = c.req.header("authorization") ?? null;
+    const call: CloudSend = { kind, version, phoneNumberId, authorization, body, status: 0, at: Date.now() };
     calls.push(call);
     const answer = (status: number, json: Json, headers: Record<string, string> = {}) => {
       call.status = status;
       return c.json(json, status as ContentfulStatusCode, headers);
     };
 
-    if (c.req.header("authorization") !== `Bearer ${fake.accessToken}`) {
+    if (authorization !== `Bearer ${fake.accessToken}`) {
       return answer(401, graphError({ status: 401, code: 190, message: "Invalid OAuth access token." }));
     }
     if (!fake.phoneNumberIds.has(phoneNumberId)) {
