@@ -8,7 +8,7 @@ import type { Database } from "./db/client.js";
 import { ping } from "./db/client.js";
 import { type Handoff, InboxWriter } from "./db/inbox-writer.js";
 import { migrationsApplied } from "./db/migrate.js";
-import { updatePartStatus } from "./db/outbound.js";
+import { updatePartStatuses } from "./db/outbound.js";
 import { HttpError, notFound, unavailable } from "./errors.js";
 import { errorFields, type Logger, stackFrames } from "./log.js";
 import type { Metrics } from "./metrics.js";
@@ -182,15 +182,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   async function recordStatuses(tenantId: string, reports: DeliveryStatus[]) {
-    for (const report of reports) {
-      await updatePartStatus(
-        deps.database.db,
-        tenantId,
-        report.channelMessageId,
-        report.status,
-        report.errorCode,
-      );
-    }
+    if (reports.length > 0) await updatePartStatuses(deps.database.db, tenantId, reports);
   }
 
   return app;

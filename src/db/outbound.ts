@@ -1,5 +1,7 @@
-import { and, eq, inArray, notInArray, sql } from "drizzle-orm";
+import { eq, type SQL, sql } from "drizzle-orm";
+import type { DeliveryStatus } from "../channels/types.js";
 import { type Db, rowsOf } from "./client.js";
+import { withDeadlockRetry } from "./errors.js";
 import type { Lease } from "./inbox.js";
 import { inboundMessages, outboundMessages } from "./schema.js";
 
@@ -64,46 +66,59 @@ const FINAL_PART_STATUSES = ["failed", "undelivered", "canceled"] as const;
 
 const isFinal = (status: string) => (FINAL_PART_STATUSES as readonly string[]).includes(status);
 
-/** The rank of the stored status, in SQL, from the same table. */
-const storedProgress = sql.join(
-  [
-    sql`case ${outboundMessages.status}`,
-    ...Object.entries(PROGRESS).map(([status, rank]) => sql`when ${status} then ${rank}::int`),
-    sql`else 0 end`,
-  ],
-  sql` `,
-);
+/** The rank of a stored status, in SQL. */
+const storedProgressOf = (column: SQL) =>
+  sql.join(
+    [
+      sql`case ${column}`,
+      ...Object.entries(PROGRESS).map(([status, rank]) => sql`when ${status} then ${rank}::int`),
+      sql`else 0 end`,
+    ],
+    sql` `,
+  );
+
+/** Final statuses outrank every other, so a batch's most advanced report for a part is the one applied. */
+const FINAL_RANK = 1000;
+const rankOf = (status: string) => (isFinal(status) ? FINAL_RANK : (PROGRESS[status] ?? 0));
 
 /**
- * A delivery report from the channel (Twilio status callback) for a part this tenant sent. Applied only
- * when it moves the part forward (see PROGRESS) and the part is not final; a final status (`failed`,
- * `undelivered`, `canceled`) ends any other. Returns the number of parts changed.
+ * Delivery reports from the channel (Twilio status callbacks, Meta status updates) for parts this tenant sent,
+ * in one statement however many a webhook carries. A report is applied only when it moves its part forward
+ * (see PROGRESS) and the part is not final; a final status (`failed`, `undelivered`, `canceled`) ends any
+ * other. Of several reports for one part, the most advanced is applied. Returns the number of parts changed.
  */
-export async function updatePartStatus(
+export async function updatePartStatuses(
   db: Db,
   tenantId: string,
-  channelMessageId: string,
-  status: string,
-  errorCode?: string,
+  reports: DeliveryStatus[],
 ): Promise<number> {
-  const forward = isFinal(status) ? sql`true` : sql`${storedProgress} < ${PROGRESS[status] ?? 0}::int`;
-  const rows = await db
-    .update(outboundMessages)
-    .set({ status, ...(errorCode && { errorCode }), updatedAt: sql`now()` })
-    .where(
-      and(
-        eq(outboundMessages.channelMessageId, channelMessageId),
-        notInArray(outboundMessages.status, [...FINAL_PART_STATUSES]),
-        forward,
-        inArray(
-          outboundMessages.inboundId,
-          db
-            .select({ id: inboundMessages.id })
-            .from(inboundMessages)
-            .where(eq(inboundMessages.tenantId, tenantId)),
-        ),
-      ),
-    )
-    .returning({ part: outboundMessages.part });
-  return rows.length;
+  const latest = new Map<string, DeliveryStatus>();
+  for (const report of reports) {
+    const seen = latest.get(report.channelMessageId);
+    if (!seen || rankOf(report.status) > rankOf(seen.status)) latest.set(report.channelMessageId, report);
+  }
+  if (latest.size === 0) return 0;
+  const rows = [...latest.values()].map((r) => ({
+    id: r.channelMessageId,
+    status: r.status,
+    code: r.errorCode ?? null,
+    rank: rankOf(r.status),
+  }));
+  // Two batches may update the same parts in different orders: a deadlock between them runs again.
+  const changed = await withDeadlockRetry(() =>
+    db.execute(sql`
+    update ${outboundMessages} o
+    set status = r.status, error_code = coalesce(r.code, o.error_code), updated_at = now()
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(id text, status text, code text, rank int),
+      ${inboundMessages} i
+    where o.channel_message_id = r.id
+      and o.status not in (${sql.join(
+        FINAL_PART_STATUSES.map((status) => sql`${status}`),
+        sql`, `,
+      )})
+      and (r.rank = ${FINAL_RANK} or (${storedProgressOf(sql`o.status`)}) < r.rank)
+      and i.id = o.inbound_id and i.tenant_id = ${tenantId}
+    returning o.part`),
+  );
+  return rowsOf(changed).length;
 }

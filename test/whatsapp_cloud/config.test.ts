@@ -41,4 +41,11 @@ describe("whatsappCloudSchema", () => {
     expect(result.success).toBe(false);
     expect(result.error?.issues.map((issue) => issue.path.join("."))).toContain(path);
   });
+
+  it("asks for the phone number id quoted when YAML read it as a number (a number loses digits past 2^53)", () => {
+    const result = whatsappCloudSchema.safeParse({ ...MINIMAL, phone_number_id: 106540352242922 });
+    expect(result.error?.issues.map((issue) => issue.message)).toEqual([
+      'must be a string of digits (quote it in YAML: "106540352242922")',
+    ]);
+  });
 });

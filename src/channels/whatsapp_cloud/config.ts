@@ -15,7 +15,8 @@ export const whatsappCloudSchema = z.strictObject({
   verify_token: z.string().min(1),
   /** The business phone number's Graph id (not the phone number itself): the sender of every reply. */
   phone_number_id: z
-    .string()
+    // A YAML number would lose digits past 2^53: the id is a string, quoted in YAML.
+    .string({ error: 'must be a string of digits (quote it in YAML: "106540352242922")' })
     .regex(/^[0-9]{1,32}$/, "must be the numeric phone number id, e.g. 106540352242922"),
   graph_base: httpUrl.default(DEFAULT_GRAPH_BASE),
   graph_version: z
