@@ -48,7 +48,7 @@ export function createTwilioClient(config: WhatsappConfig): TwilioClient {
 function routeOf(route: Route): { to: string; from: string; statusCallback?: string } {
   const { to, from, statusCallback } = route;
   if (typeof to !== "string" || typeof from !== "string") {
-    throw new ChannelSendError("permanent", "WhatsApp route lacks to/from");
+    throw new ChannelSendError("permanent", "WhatsApp route lacks to/from", "bad_route");
   }
   return typeof statusCallback === "string" ? { to, from, statusCallback } : { to, from };
 }
