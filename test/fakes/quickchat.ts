@@ -41,6 +41,8 @@ export class QuickchatFake {
   /** While set, every request is recorded and answered 503 "Service unavailable" (an outage). */
   outage = false;
   private readonly failures: InjectedFailure[] = [];
+  /** While set, requests are recorded, then wait for it before being answered (see `hold`). */
+  private held: Promise<void> | undefined;
   private readonly conversations = new Map<string, { scenario: string; ord: number }>();
   private nextConv = 1;
   private server?: RunningFake;
@@ -66,6 +68,21 @@ export class QuickchatFake {
     for (let i = 0; i < times; i++) this.failures.push({ status, body, ...(headers && { headers }) });
   }
 
+  /**
+   * Holds every answer until the returned function is called: a test can change the world between a
+   * message reaching Quickchat and its reply reaching the channel. Requests are recorded on arrival.
+   */
+  hold(): () => void {
+    let release = () => {};
+    this.held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    return () => {
+      this.held = undefined;
+      release();
+    };
+  }
+
   /** Quickchat forgets every conversation: later requests with an old conv_id get 400. */
   forgetConversations(): void {
     this.conversations.clear();
@@ -86,6 +103,7 @@ export class QuickchatFake {
         return c.text("Invalid JSON body", 400);
       }
       this.calls.push({ authorization: c.req.header("authorization") ?? null, body, at });
+      await this.held;
       if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
       if (this.outage) return c.text("Service unavailable", 503);
 

@@ -52,11 +52,21 @@ export type SlackFault = { status: number; retryAfter?: string } | { error: stri
 /** Slack truncates or refuses `text` longer than this. */
 export const SLACK_MAX_TEXT_LENGTH = 40_000;
 
+/** A call the fake refused as invalid (`ok: false` not injected): no test asked for it. */
+export interface SlackRejection {
+  method: string;
+  error: string;
+}
+
 export interface FakeSlack {
   app: Hono;
   calls: SlackApiCall[];
   posted: PostedMessage[];
+  /** Calls answered `ok: false` by Slack's own checks (bad arguments, unknown token or user), not by `fail`. */
+  rejections: SlackRejection[];
   callsTo(method: string): SlackApiCall[];
+  /** A workspace member users.info knows from now on. */
+  addUser(user: FakeSlackUser): void;
   /** The next `times` calls of `method` fail with `fault`. */
   fail(method: string, fault: SlackFault, times?: number): void;
   /** The next `times` calls of `method` for this channel fail with `fault` (after any `fail` faults). */
@@ -68,6 +78,7 @@ type Handler = (args: Record<string, unknown>, bot: FakeSlackBot) => Record<stri
 export function createSlackFake(options: { bots: FakeSlackBot[]; users?: FakeSlackUser[] }): FakeSlack {
   const calls: SlackApiCall[] = [];
   const posted: PostedMessage[] = [];
+  const rejections: SlackRejection[] = [];
   const faults = new Map<string, SlackFault[]>();
   const users = new Map((options.users ?? []).map((user) => [user.id, user]));
   let sequence = 0;
@@ -131,24 +142,31 @@ export function createSlackFake(options: { bots: FakeSlackBot[]; users?: FakeSla
       call.ok = ok;
       return response;
     };
+    const refuse = (error: string) => {
+      rejections.push({ method, error });
+      return answer(c.json({ ok: false, error }), false);
+    };
 
     const channel = stringArg(args.channel) ?? stringArg(args.channel_id);
     const fault = faults.get(method)?.shift() ?? faults.get(`${method}:${channel}`)?.shift();
     if (fault) return answer(answerFault(c, fault), false);
     const handler = handlers[method];
-    if (!handler) return answer(c.json({ ok: false, error: "unknown_method" }), false);
-    if (!token) return answer(c.json({ ok: false, error: "not_authed" }), false);
+    if (!handler) return refuse("unknown_method");
+    if (!token) return refuse("not_authed");
     const bot = options.bots.find((candidate) => candidate.token === token);
-    if (!bot) return answer(c.json({ ok: false, error: "invalid_auth" }), false);
+    if (!bot) return refuse("invalid_auth");
     const result = handler(args, bot);
-    return answer(c.json("ok" in result ? result : { ok: true, ...result }), !("ok" in result));
+    if ("ok" in result) return refuse(String(result.error));
+    return answer(c.json({ ok: true, ...result }), true);
   });
 
   return {
     app,
     calls,
     posted,
+    rejections,
     callsTo: (method) => calls.filter((call) => call.method === method),
+    addUser: (user) => users.set(user.id, user),
     fail(method, fault, times = 1) {
       const queue = faults.get(method) ?? [];
       for (let i = 0; i < times; i++) queue.push(fault);

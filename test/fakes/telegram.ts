@@ -37,7 +37,11 @@ export type TelegramFailure =
   /** What a proxy in front of Telegram answers when it is down: 502 with an HTML page. */
   | { kind: "bad_gateway" };
 
-type Outcome = { result: unknown } | { error: ErrorAnswer };
+/**
+ * `invalid`: Telegram refused the request itself (missing or malformed parameters, unknown token or method), as
+ * opposed to an injected failure or a chat's state (blocked, migrated).
+ */
+type Outcome = { result: unknown } | { error: ErrorAnswer; invalid?: boolean };
 
 interface ErrorAnswer {
   status: number;
@@ -93,10 +97,29 @@ interface BotState {
   webhook: WebhookInfo & { secret_token?: string };
 }
 
+/** A message the bot sent, as the user sees it. */
+export interface TelegramSentMessage {
+  chatId: number;
+  /** The visible text (markup parsed away). */
+  text: string;
+  topic?: number;
+}
+
+/** A request the fake refused as invalid: no test asked for it, so it points at a bug in what was sent. */
+export interface TelegramRejection {
+  method: string;
+  status: number;
+  description: string;
+}
+
 export interface TelegramFake {
   app: Hono;
   /** Every call, rejected ones included, in arrival order. */
   calls: TelegramCall[];
+  /** Every message sendMessage accepted, in order. */
+  messages: TelegramSentMessage[];
+  /** Requests answered with a validation error (not an injected failure, nor a blocked or migrated chat). */
+  rejections: TelegramRejection[];
   /** Calls of one method (answered with 200 unless `includeFailed`). */
   callsTo(method: string, options?: { includeFailed?: boolean }): TelegramCall[];
   /** Registers a bot; calls with an unknown token get 401. */
@@ -146,6 +169,8 @@ const asNumber = (value: unknown) =>
 export function createTelegramFake(bots: Record<string, UserFromGetMe> = {}): TelegramFake {
   const app = new Hono();
   const calls: TelegramCall[] = [];
+  const messages: TelegramSentMessage[] = [];
+  const rejections: TelegramRejection[] = [];
   const state = new Map<string, BotState>();
   const injected = new Map<string, TelegramFailure[]>();
   const migrations = new Map<number, number>();
@@ -220,9 +245,9 @@ export function createTelegramFake(bots: Record<string, UserFromGetMe> = {}): Te
     sendMessage(bot, params) {
       const chatId = asChatId(params.chat_id);
       const problem = chatProblem(chatId);
-      if (problem) return { error: problem };
+      if (problem) return { error: problem, invalid: problem === ERRORS.chatIdEmpty };
       const shown = renderedText(params.text, params.parse_mode);
-      if (typeof shown !== "string") return { error: shown };
+      if (typeof shown !== "string") return { error: shown, invalid: true };
       const chat = chatId!;
       const messageId = (lastMessageId.get(chat) ?? 0) + 1;
       lastMessageId.set(chat, messageId);
@@ -238,21 +263,22 @@ export function createTelegramFake(bots: Record<string, UserFromGetMe> = {}): Te
         text: shown,
         ...(topic === undefined ? {} : { message_thread_id: topic, is_topic_message: true }),
       };
+      messages.push({ chatId: chat, text: shown, ...(topic === undefined ? {} : { topic }) });
       return { result: sent };
     },
 
     sendChatAction(_bot, params) {
       const problem = chatProblem(asChatId(params.chat_id));
-      if (problem) return { error: problem };
+      if (problem) return { error: problem, invalid: problem === ERRORS.chatIdEmpty };
       if (typeof params.action !== "string" || !CHAT_ACTIONS.has(params.action))
-        return { error: ERRORS.badAction };
+        return { error: ERRORS.badAction, invalid: true };
       return { result: true };
     },
 
     setWebhook(bot, params) {
       const secret = params.secret_token;
       if (secret !== undefined && (typeof secret !== "string" || !/^[A-Za-z0-9_-]{1,256}$/.test(secret))) {
-        return { error: ERRORS.badSecret };
+        return { error: ERRORS.badSecret, invalid: true };
       }
       const allowed = Array.isArray(params.allowed_updates)
         ? (params.allowed_updates as WebhookInfo["allowed_updates"])
@@ -295,15 +321,16 @@ export function createTelegramFake(bots: Record<string, UserFromGetMe> = {}): Te
       return c.html(BAD_GATEWAY_PAGE, 502);
     }
     const outcome: Outcome = !bot
-      ? { error: ERRORS.unauthorized }
+      ? { error: ERRORS.unauthorized, invalid: true }
       : !handler
-        ? { error: ERRORS.notFound }
+        ? { error: ERRORS.notFound, invalid: true }
         : failure
           ? { error: failure }
           : handler(bot, params);
     if ("result" in outcome) return c.json({ ok: true, result: outcome.result });
     const { status, description, parameters } = outcome.error;
     call.status = status;
+    if (outcome.invalid) rejections.push({ method, status, description });
     return c.json(
       { ok: false, error_code: status, description, ...(parameters ? { parameters } : {}) },
       status as ContentfulStatusCode,
@@ -313,6 +340,8 @@ export function createTelegramFake(bots: Record<string, UserFromGetMe> = {}): Te
   return {
     app,
     calls,
+    messages,
+    rejections,
     callsTo: (method, options) =>
       calls.filter((call) => call.method === method && (options?.includeFailed || call.status === 200)),
     addBot,

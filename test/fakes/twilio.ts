@@ -60,12 +60,21 @@ const errorBody = (status: number, code: number, message: string) => ({
   status,
 });
 
+/** A request the fake refused on its own checks (credentials, parameters, path): no test asked for it. */
+export interface TwilioRejection {
+  status: number;
+  code: number;
+  message: string;
+}
+
 export interface TwilioFake {
   app: Hono;
   /** Credentials by account sid; mutate to rotate a token. */
   accounts: Map<string, string>;
   /** Every Messages call, rejected ones included, in arrival order. */
   calls: MessagesCall[];
+  /** Requests answered with Twilio's own errors (not injected failures). */
+  rejections: TwilioRejection[];
   /** Accepted messages only. */
   sent(): MessagesCall[];
   /** The next calls fail with these answers, one each, in order. */
@@ -86,6 +95,7 @@ export interface TwilioFake {
 export function createTwilioFake(accounts: Record<string, string>): TwilioFake {
   const credentials = new Map(Object.entries(accounts));
   const calls: MessagesCall[] = [];
+  const rejections: TwilioRejection[] = [];
   const failures: InjectedFailure[] = [];
   const failuresTo = new Map<string, InjectedFailure[]>();
   const app = new Hono();
@@ -109,6 +119,7 @@ export function createTwilioFake(accounts: Record<string, string>): TwilioFake {
     };
 
     if (!authorized(c.req.header("authorization"), accountSid, credentials)) {
+      rejections.push({ status: 401, code: 20003, message: "Authenticate" });
       return answer(401, errorBody(401, 20003, "Authenticate"), {
         "www-authenticate": 'Basic realm="Twilio API"',
       });
@@ -123,18 +134,26 @@ export function createTwilioFake(accounts: Record<string, string>): TwilioFake {
       );
     }
     const invalid = validate(params);
-    if (invalid) return answer(400, errorBody(400, invalid.code, invalid.message));
+    if (invalid) {
+      rejections.push({ status: 400, ...invalid });
+      return answer(400, errorBody(400, invalid.code, invalid.message));
+    }
 
     const sid = twilioSid("SM");
     return answer(201, messageResource(accountSid, sid, params), {}, sid);
   });
 
-  app.all("*", (c) => json(404, errorBody(404, 20404, `The requested resource ${c.req.path} was not found`)));
+  app.all("*", (c) => {
+    const message = `The requested resource ${c.req.path} was not found`;
+    rejections.push({ status: 404, code: 20404, message });
+    return json(404, errorBody(404, 20404, message));
+  });
 
   return {
     app,
     accounts: credentials,
     calls,
+    rejections,
     sent: () => calls.filter((call) => call.sid !== undefined),
     failNext: (...next) => failures.push(...next),
     failTo(to, ...next) {
@@ -291,6 +310,11 @@ function baseParams(o: InboundOptions, sid: string, messageType: string): Twilio
 
 export function inboundText(body: string, o: InboundOptions = {}): TwilioParams {
   return { ...baseParams(o, o.messageSid ?? twilioSid("SM"), "text"), Body: body };
+}
+
+/** A reaction (an emoji on one of our replies): `MessageType` reaction, the emoji in `Body`. */
+export function inboundReaction(emoji: string, o: InboundOptions = {}): TwilioParams {
+  return { ...baseParams(o, o.messageSid ?? twilioSid("SM"), "reaction"), Body: emoji };
 }
 
 /** An image, with the caption in `Body` when given. Media messages carry an `MM` sid. */

