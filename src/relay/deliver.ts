@@ -82,13 +82,13 @@ export async function deliver(
       const failure =
         err instanceof ChannelSendError
           ? err
-          : new ChannelSendError("retry", `unexpected ${(err as Error)?.name ?? typeof err}`);
+          : new ChannelSendError("retry", `unexpected ${(err as Error)?.name ?? typeof err}`, "unknown");
       const retry =
         failure.kind === "retry" && retryOrGiveUp(row, deps.options, failure.message, failure.retryAfterMs);
       count(failure.kind === "retry" ? "retry" : "permanent");
       if (retry) {
         log.warn(
-          { err: failure.message, part: index, delay_ms: Math.round(retry.delayMs) },
+          { err: failure.message, code: failure.code, part: index, delay_ms: Math.round(retry.delayMs) },
           "send failed; retrying later",
         );
         await reschedule(db, lease, retry.delayMs, undefined, retry.giveUpAt);

@@ -320,6 +320,11 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
       const row = await finished(thread);
 
       expect(row.status).toBe("delivered");
+      // Every channel names a request that did not complete the same way, for operators and alerts.
+      const retried = bridge.logs
+        .map((line) => JSON.parse(line) as { msg?: string; msg_id?: number; code?: string })
+        .filter((line) => line.msg === "send failed; retrying later" && line.msg_id === row.id);
+      expect(retried.map((line) => line.code)).toEqual(["network"]);
       // The refused attempt never reached the platform.
       expect(driver.attempts(thread).map((a) => a.accepted)).toEqual([true]);
       expect(driver.delivered(thread)).toEqual([answerTo("anyone there?")]);

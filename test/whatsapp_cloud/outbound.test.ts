@@ -149,7 +149,7 @@ describe("sendText: failures the relay retries", () => {
     const error = await sendError(sendText(config, ROUTE, "hi", { timeoutMs: 200 }));
     expect(error).toMatchObject({
       kind: "retry",
-      code: "timeout",
+      code: "network",
       message: "Graph API did not answer within 200 ms",
     });
   });

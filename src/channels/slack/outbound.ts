@@ -138,7 +138,7 @@ export function classifySlackError(method: string, error: unknown): ChannelSendE
     const cause = (error.original as { code?: unknown }).code;
     const detail =
       typeof cause === "string" && SLACK_ERROR_CODE.test(cause.toLowerCase()) ? ` (${cause})` : "";
-    return new ChannelSendError("retry", `${method}: request failed${detail}`, "request_error");
+    return new ChannelSendError("retry", `${method}: request failed${detail}`, "network");
   }
   // Includes a 429 whose Retry-After the WebClient could not read, and an answer that is not JSON (whose
   // parse error quotes it): back off and try again.

@@ -96,9 +96,9 @@ export function classifySendError(error: unknown): ChannelSendError {
     return new ChannelSendError(
       "retry",
       `Twilio unreachable${networkCode ? ` (${networkCode})` : ""}`,
-      networkCode,
+      "network",
     );
   }
   const name = error instanceof Error ? error.name : typeof error;
-  return new ChannelSendError("permanent", `WhatsApp send failed: unexpected ${name}`);
+  return new ChannelSendError("permanent", `WhatsApp send failed: unexpected ${name}`, "unknown");
 }

@@ -162,7 +162,7 @@ function sentMessageId(answer: unknown): string | undefined {
 function transportFailure(error: unknown, timeoutMs: number): ChannelSendError {
   const name = (error as { name?: unknown } | null)?.name;
   if (name === "TimeoutError" || name === "AbortError") {
-    return new ChannelSendError("retry", `Graph API did not answer within ${timeoutMs} ms`, "timeout");
+    return new ChannelSendError("retry", `Graph API did not answer within ${timeoutMs} ms`, "network");
   }
   // undici's "fetch failed" carries the socket error as its cause (ECONNREFUSED, UND_ERR_SOCKET...).
   const cause = (error as { cause?: { code?: unknown } } | null)?.cause?.code;
