@@ -94,6 +94,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     c.text(await metrics.registry.metrics(), 200, { "content-type": metrics.registry.contentType }),
   );
   app.get("/readyz", async (c) => {
+    // Draining: a load balancer stops sending before the webhooks' 503s would tell it.
+    if (deps.isDraining()) return c.json(errorBody("UNAVAILABLE", "shutting down"), 503);
     const ready = (await ping(deps.database.db)) && (await migrationsApplied(deps.database.db));
     return ready ? c.json({ status: "ready" }) : c.json(errorBody("UNAVAILABLE", "database not ready"), 503);
   });

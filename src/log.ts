@@ -29,7 +29,10 @@ export function createLogger(level = "info", destination?: DestinationStream): L
       // The safety net for a site that logs an error object as `err`: only its safe message is written.
       serializers: { err: (value: unknown) => (typeof value === "string" ? value : safeMessage(value)) },
     },
-    destination,
+    // Synchronous: nothing is buffered at exit. pino's default buffers and flushes at exit, and that flush
+    // retries forever when stdout's reader is gone (EPIPE), so a stopped service never exited; a failed
+    // synchronous write just ends logging.
+    destination ?? pino.destination({ dest: 1, sync: true }),
   );
 }
 

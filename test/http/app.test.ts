@@ -123,7 +123,7 @@ describe("HTTP surface", () => {
 });
 
 describe("shutdown", () => {
-  it("answers new webhooks 503 while draining, so channels redeliver them", async () => {
+  it("answers new webhooks and /readyz 503 while draining, so channels redeliver and balancers stop sending", async () => {
     const quickchat = await new QuickchatFake({ scenarios: { "acme-scenario": "acme-token" } }).start();
     quickchat.latencyMs = 1500;
     const channel = new LoopbackChannel();
@@ -134,10 +134,16 @@ describe("shutdown", () => {
     const body = (id: string) => JSON.stringify({ id, thread: id, user: "u", text: "hi" });
     expect((await bridge.post("/webhooks/acme/telegram", body("m1"), loopbackHeaders())).status).toBe(200);
     await waitFor(() => quickchat.calls.length === 1);
+    expect((await fetch(`${bridge.url}/readyz`)).status).toBe(200);
 
     const stopped = bridge.stop();
     const late = await bridge.post("/webhooks/acme/telegram", body("m2"), loopbackHeaders());
     expect(late.status).toBe(503);
+    const ready = await fetch(`${bridge.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toEqual({
+      errors: { root: [{ code: "UNAVAILABLE", message: "shutting down" }] },
+    });
     await stopped;
     // The message claimed before the signal was finished, not dropped.
     expect(channel.delivered).toHaveLength(1);

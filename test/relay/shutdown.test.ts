@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { QuickchatFake } from "../fakes/quickchat.js";
 import { type RunningFake, startFake } from "../fakes/server.js";
 import { createTelegramFake, deliverUpdate, type TelegramFake } from "../fakes/telegram.js";
@@ -15,17 +15,33 @@ const TOKEN = "7012345678:AAHshutdownTestToken_0123456789abcdef";
 const SECRET = "shutdown-secret";
 const MESSAGES = 40;
 
+interface Service {
+  child: ChildProcess;
+  url: string;
+  /** The exit code, once the process has ended. */
+  exited: Promise<number | null>;
+}
+
 /** The real service as a child process, so SIGTERM is a real signal. */
-function startService(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
+function startService(env: Record<string, string>): Promise<Service> {
   const child = spawn(process.execPath, [BIN, "serve"], { env: { ...process.env, ...env } });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  // A test that fails midway still ends its service.
+  onTestFinished(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  });
   let output = "";
   return new Promise((resolve, reject) => {
-    child.stdout!.on("data", (chunk: Buffer) => {
+    const read = (chunk: Buffer) => {
       output += chunk.toString();
       const match = output.match(/"url":"(http:\/\/[^"]+)"/);
-      if (match) resolve({ child, url: match[1]! });
-    });
-    child.on("exit", (code) => reject(new Error(`service exited with ${code}: ${output}`)));
+      if (!match) return;
+      child.stdout!.off("data", read);
+      resolve({ child, url: match[1]!, exited });
+    };
+    child.stdout!.on("data", read);
+    void exited.then((code) => reject(new Error(`service exited with ${code}: ${output}`)));
   });
 }
 
@@ -35,6 +51,11 @@ describe("graceful shutdown under load", () => {
   let telegramServer: RunningFake;
   let database: TestDatabase | undefined;
   let env: Record<string, string>;
+  let dataDir: string | undefined;
+  const newDataDir = () => {
+    dataDir = mkdtempSync(join(tmpdir(), "qb-shutdown-"));
+    return dataDir;
+  };
 
   beforeAll(async () => {
     quickchat = await new QuickchatFake({ scenarios: { sc: "qc-token" } }).start();
@@ -46,9 +67,7 @@ describe("graceful shutdown under load", () => {
       PORT: "0",
       HOST: "127.0.0.1",
       LOG_LEVEL: "info",
-      ...(database?.url
-        ? { DATABASE_URL: database.url }
-        : { DATA_DIR: mkdtempSync(join(tmpdir(), "qb-shutdown-")) }),
+      ...(database?.url ? { DATABASE_URL: database.url } : { DATA_DIR: newDataDir() }),
       WORKER_CONCURRENCY: "4",
       SHUTDOWN_TIMEOUT_SECONDS: "1",
       QUICKCHAT_SCENARIO_ID: "sc",
@@ -64,6 +83,7 @@ describe("graceful shutdown under load", () => {
     await telegramServer?.close();
     await quickchat?.close();
     await database?.drop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   it("loses no message: SIGTERM exits 0, unfinished messages are answered after a restart", async () => {
@@ -80,10 +100,9 @@ describe("graceful shutdown under load", () => {
     );
     expect(acks.map((a) => a.status)).toEqual(chats.map(() => 200));
 
-    const exited = new Promise<number | null>((resolve) => first.child.on("exit", (code) => resolve(code)));
     await new Promise((r) => setTimeout(r, 400));
     first.child.kill("SIGTERM");
-    expect(await exited).toBe(0);
+    expect(await first.exited).toBe(0);
     const answeredBeforeRestart = new Set(telegram.callsTo("sendMessage").map((c) => c.params.chat_id)).size;
     expect(answeredBeforeRestart).toBeLessThan(MESSAGES); // the shutdown really left work behind
 
@@ -101,5 +120,18 @@ describe("graceful shutdown under load", () => {
     } finally {
       second.child.kill("SIGTERM");
     }
+    expect(await second.exited).toBe(0);
+  });
+
+  it("exits on SIGTERM when the reader of its stdout is gone (a failed log write never holds up exit)", async () => {
+    const service = await startService(env);
+    // The parent stops reading: the service's next log lines (the shutdown's) fail with EPIPE.
+    service.child.stdout!.destroy();
+    service.child.kill("SIGTERM");
+    const code = await Promise.race([
+      service.exited,
+      new Promise<string>((resolve) => setTimeout(() => resolve("still running after 10 s"), 10_000)),
+    ]);
+    expect(code).toBe(0);
   });
 });
