@@ -49,6 +49,8 @@ export async function deliver(
   target: DeliveryTarget<unknown>,
   reply: { html: string; error?: string },
   log: Logger,
+  /** When this worker took the message (performance.now()), for the delivered line's time. */
+  startedAt: number,
 ): Promise<boolean> {
   const db = deps.database.db;
   const labels = { tenant: row.tenantId, channel: adapter.channel };
@@ -61,6 +63,10 @@ export async function deliver(
       ...(lastPart && { lastPart }),
     });
     deps.metrics.messages.inc({ ...labels, status });
+    // Failures have their own lines; a delivered reply says so too (its text never: only its shape).
+    if (status === "delivered") {
+      log.info({ parts: parts.length, ms: Math.round(performance.now() - startedAt) }, "reply delivered");
+    }
     return successorWaiting;
   };
   const parts = formatReply(reply.html, adapter.format);

@@ -31,6 +31,7 @@ export async function processMessage(
   lease: Lease,
 ): Promise<boolean> {
   const { database, options } = ctx;
+  const startedAt = performance.now();
   const log = ctx.log.child({ tenant: row.tenantId, channel: row.channel, msg_id: row.id });
   const renewal = setInterval(() => {
     renewLease(database.db, lease, options.leaseMs).catch(() => {});
@@ -101,7 +102,7 @@ export async function processMessage(
       const delivering = row.status === "pending" ? { ...row, attempts: 0, giveUpAt: null } : row;
       ctx.delivering.add(row.id);
       try {
-        return await deliver(ctx, delivering, lease, adapter, target, reply, log);
+        return await deliver(ctx, delivering, lease, adapter, target, reply, log, startedAt);
       } finally {
         ctx.delivering.delete(row.id);
         ctx.changed();

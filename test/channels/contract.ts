@@ -175,6 +175,12 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
       return rows![0]!;
     }
 
+    /** The bridge's log lines about one message, parsed. */
+    const logsOf = (messageId: number) =>
+      bridge.logs
+        .map((line): Record<string, unknown> & { line: string } => ({ ...JSON.parse(line), line }))
+        .filter((entry) => entry.msg_id === messageId);
+
     const askedQuickchat = (thread: T) =>
       quickchat.calls.filter((call) => call.body.client_metadata?.channel_thread_id === thread.key);
 
@@ -268,6 +274,24 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
       expect((await partsOf(row.id)).map((p) => [p.part, p.status])).toEqual(
         parts.map((_, i) => [i, "sent"]),
       );
+      // An operator sees the reply go out: who, where, how many parts, how long; never its words.
+      const [delivered, ...more] = (await waitFor(
+        () => {
+          const lines = logsOf(row.id).filter((entry) => entry.msg === "reply delivered");
+          return lines.length > 0 ? lines : undefined;
+        },
+        PATIENCE_MS,
+        "the delivered line",
+      ))!;
+      expect(more).toEqual([]);
+      expect(delivered).toMatchObject({
+        level: 30,
+        tenant: TENANT,
+        channel: driver.route,
+        parts: parts.length,
+      });
+      expect(delivered?.ms).toEqual(expect.any(Number));
+      expect(delivered?.line).not.toContain("Paragraph");
     });
 
     it("waits out the channel's rate limit for its retry delay, then delivers", async () => {
@@ -321,10 +345,8 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
 
       expect(row.status).toBe("delivered");
       // Every channel names a request that did not complete the same way, for operators and alerts.
-      const retried = bridge.logs
-        .map((line) => JSON.parse(line) as { msg?: string; msg_id?: number; code?: string })
-        .filter((line) => line.msg === "send failed; retrying later" && line.msg_id === row.id);
-      expect(retried.map((line) => line.code)).toEqual(["network"]);
+      const retried = logsOf(row.id).filter((entry) => entry.msg === "send failed; retrying later");
+      expect(retried.map((entry) => entry.code)).toEqual(["network"]);
       // The refused attempt never reached the platform.
       expect(driver.attempts(thread).map((a) => a.accepted)).toEqual([true]);
       expect(driver.delivered(thread)).toEqual([answerTo("anyone there?")]);
