@@ -101,6 +101,13 @@ export interface CloudSend {
   at: number;
 }
 
+/** A request the fake refused on its own checks (token, number, parameters, path): no test asked for it. */
+export interface CloudRejection {
+  status: number;
+  code: number;
+  message: string;
+}
+
 export interface WhatsappCloudFake {
   app: Hono;
   /** The access token accepted as Bearer; assign to rotate it. */
@@ -109,12 +116,18 @@ export interface WhatsappCloudFake {
   phoneNumberIds: Set<string>;
   /** Every send, refused ones included, in arrival order. */
   calls: CloudSend[];
+  /** Requests answered with Graph's own errors (not injected failures), in arrival order. */
+  rejections: CloudRejection[];
+  /** Every message (not read receipt) to this `to` or `recipient`, refused ones included, in arrival order. */
+  messagesTo(recipient: string): CloudSend[];
   /** Accepted messages only. */
   sent(): CloudSend[];
   /** Accepted read receipts (typing indicators) only. */
   typings(): CloudSend[];
   /** The next sends get these answers, one each, in order (after the token is checked). */
   failNext(...failures: InjectedFailure[]): void;
+  /** The next messages to this `to` or `recipient` get these answers, one each, in order (after `failNext`'s). */
+  failTo(recipient: string, ...failures: InjectedFailure[]): void;
 }
 
 export const cloudMessageId = () => `wamid.${randomBytes(30).toString("base64")}`;
@@ -186,6 +199,14 @@ function invalidReadReceipt(body: Json): Json | undefined {
   return undefined;
 }
 
+/** Whom a message is addressed to: `to` (a phone number) or `recipient` (a business-scoped user id). */
+export function recipientOf(body: unknown): string | undefined {
+  if (typeof body !== "object" || body === null) return undefined;
+  const { to, recipient } = body as Json;
+  const addressee = to ?? recipient;
+  return typeof addressee === "string" ? addressee : undefined;
+}
+
 /** The socket the request came on (`@hono/node-server` passes the Node request as `env.incoming`). */
 const socketOf = (c: Context) => (c.env as { incoming: IncomingMessage }).incoming.socket;
 
@@ -194,16 +215,30 @@ export function createWhatsappCloudFake(options: {
   phoneNumberIds: string[];
 }): WhatsappCloudFake {
   const calls: CloudSend[] = [];
+  const rejections: CloudRejection[] = [];
   const failures: InjectedFailure[] = [];
+  const failuresTo = new Map<string, InjectedFailure[]>();
   const app = new Hono();
   const fake: WhatsappCloudFake = {
     app,
     accessToken: options.accessToken,
     phoneNumberIds: new Set(options.phoneNumberIds),
     calls,
+    rejections,
+    messagesTo: (recipient) =>
+      calls.filter((call) => call.kind === "message" && recipientOf(call.body) === recipient),
     sent: () => calls.filter((call) => call.kind === "message" && call.id !== undefined),
     typings: () => calls.filter((call) => call.kind === "read" && call.status === 200),
     failNext: (...next) => void failures.push(...next),
+    failTo(recipient, ...next) {
+      failuresTo.set(recipient, [...(failuresTo.get(recipient) ?? []), ...next]);
+    },
+  };
+  /** Graph's own refusal of a request: recorded, since each one is a bug in what the client sent. */
+  const rejected = (status: number, error: Json): Json => {
+    const { code, message } = error.error as { code: number; message: string };
+    rejections.push({ status, code, message });
+    return error;
   };
 
   app.post("/:version/:phoneNumberId/messages", async (c) => {
@@ -221,12 +256,13 @@ export function createWhatsappCloudFake(options: {
       call.status = status;
       return c.json(json, status as ContentfulStatusCode, headers);
     };
+    const refuse = (status: number, error: Json) => answer(status, rejected(status, error));
 
     if (authorization !== `Bearer ${fake.accessToken}`) {
-      return answer(401, graphError({ status: 401, code: 190, message: "Invalid OAuth access token." }));
+      return refuse(401, graphError({ status: 401, code: 190, message: "Invalid OAuth access token." }));
     }
     if (!fake.phoneNumberIds.has(phoneNumberId)) {
-      return answer(
+      return refuse(
         400,
         graphError({
           status: 400,
@@ -236,7 +272,9 @@ export function createWhatsappCloudFake(options: {
         }),
       );
     }
-    const failure = failures.shift();
+    const recipient = kind === "message" ? recipientOf(body) : undefined;
+    const failure =
+      failures.shift() ?? (recipient === undefined ? undefined : failuresTo.get(recipient)?.shift());
     if (failure === "drop") {
       socketOf(c).destroy();
       return new Response(null, { status: 204 });
@@ -263,10 +301,10 @@ export function createWhatsappCloudFake(options: {
     }
     if (kind === "read") {
       const invalid = invalidReadReceipt(body as Json);
-      return invalid ? answer(400, invalid) : answer(200, { success: true });
+      return invalid ? refuse(400, invalid) : answer(200, { success: true });
     }
     const invalid = invalidTextMessage(body);
-    if (invalid) return answer(400, invalid);
+    if (invalid) return refuse(400, invalid);
 
     const message = body as Json;
     const id = cloudMessageId();
@@ -279,7 +317,7 @@ export function createWhatsappCloudFake(options: {
   });
 
   app.all("*", (c) =>
-    c.json(graphError({ status: 400, code: 100, message: "Unknown path components" }), 400),
+    c.json(rejected(400, graphError({ status: 400, code: 100, message: "Unknown path components" })), 400),
   );
   return fake;
 }
@@ -445,6 +483,22 @@ export function signCloudRequest(body: string | Buffer, appSecret: string): stri
   return `sha256=${createHmac("sha256", appSecret).update(body).digest("hex")}`;
 }
 
+/** A webhook request as Meta makes it: the body serialised as Meta does, signed with `appSecret`. */
+export function cloudWebhookRequest(
+  payload: unknown,
+  appSecret: string,
+): { body: string; headers: Record<string, string> } {
+  const body = metaJson(payload);
+  return {
+    body,
+    headers: {
+      "content-type": "application/json",
+      "user-agent": "facebookexternalua",
+      "x-hub-signature-256": signCloudRequest(body, appSecret),
+    },
+  };
+}
+
 /** Posts a webhook body (serialised as Meta does) signed with `appSecret`, as Meta would. */
 export function postCloudWebhook(
   url: string,
@@ -452,15 +506,6 @@ export function postCloudWebhook(
   appSecret: string,
   headers: Record<string, string> = {},
 ): Promise<Response> {
-  const body = metaJson(payload);
-  return fetch(url, {
-    method: "POST",
-    headers: {
-      "content-type": "application/json",
-      "user-agent": "facebookexternalua",
-      "x-hub-signature-256": signCloudRequest(body, appSecret),
-      ...headers,
-    },
-    body,
-  });
+  const request = cloudWebhookRequest(payload, appSecret);
+  return fetch(url, { method: "POST", headers: { ...request.headers, ...headers }, body: request.body });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DOCUMENTED_LIMITS, formatReply, formatText } from "../support/format.js";
+import { type ChannelName, DOCUMENTED_LIMITS, formatReply, formatText } from "../support/format.js";
 import { checkTelegramHtml } from "../support/telegram-html.js";
 
 const visible = (markup: string) => {
@@ -47,6 +47,16 @@ describe("splitting", () => {
     const parts = formatReply(emoji, "whatsapp");
     expect(parts.map((part) => part.text.length)).toEqual([1600, 400]);
     expect(parts.map((part) => part.text).join("")).toBe(emoji);
+  });
+
+  it("fills a part up to the channel's documented limit, not a shorter one", () => {
+    for (const [channel, limit] of Object.entries(DOCUMENTED_LIMITS) as [ChannelName, number][]) {
+      const parts = formatText("x".repeat(limit + 1), channel);
+      expect(
+        parts.map((part) => part.text.length),
+        channel,
+      ).toEqual([limit, 1]);
+    }
   });
 
   it("closes formatting at a cut and re-opens it in the next part", () => {

@@ -53,6 +53,7 @@ afterAll(() => server.close());
 
 beforeEach(() => {
   fake.calls.length = 0;
+  fake.rejections.length = 0;
   fake.accessToken = ACCESS_TOKEN;
 });
 
@@ -123,6 +124,8 @@ describe("sendText: failures the relay retries", () => {
       retryAfterMs: undefined,
     });
     expect(fake.sent()).toHaveLength(0);
+    // Asked for by the test: not a refusal of what was sent.
+    expect(fake.rejections).toEqual([]);
   });
 
   it("waits as long as Retry-After says when an answer has one", async () => {
@@ -212,12 +215,16 @@ describe("sendText: failures that end the message", () => {
     const error = await sendError(sendText(config, ROUTE, "hi"));
     expect(error).toMatchObject({ kind: "permanent", code: "190" });
     expect(error.message).not.toContain(ACCESS_TOKEN);
+    expect(fake.rejections).toEqual([expect.objectContaining({ status: 401, code: 190 })]);
   });
 
   it("a text over 4096 characters", async () => {
     const error = await sendError(sendText(config, ROUTE, "x".repeat(CLOUD_TEXT_LIMIT + 1)));
     expect(error).toMatchObject({ kind: "permanent", code: "100" });
     expect(fake.sent()).toHaveLength(0);
+    expect(fake.rejections).toEqual([
+      expect.objectContaining({ status: 400, code: 100, message: "(#100) Invalid parameter" }),
+    ]);
   });
 
   it("a business number the token cannot send from", async () => {
