@@ -77,11 +77,12 @@ describe("docs", () => {
     for (const [, script] of docs.matchAll(/npm run ([a-z:-]+)/g)) expect(scripts).toContain(script);
   });
 
-  it("lists every metric src/metrics.ts defines, and no other", () => {
+  // That they name no other is checked against a running service (observability.test.ts).
+  it("lists every metric src/metrics.ts defines", () => {
     const defined = [...read("src/metrics.ts").matchAll(/name: "(bridge_[a-z_]+)"/g)].map((m) => m[1]!);
     const listed = new Set([...docs.matchAll(/`(bridge_[a-z_]+)`/g)].map((m) => m[1]!));
+    expect(defined.length).toBeGreaterThan(7);
     for (const name of defined) expect(listed, name).toContain(name);
-    for (const name of listed) expect(defined, name).toContain(name);
   });
 
   it("the README's environment table has every setting, with the schema's default", () => {
