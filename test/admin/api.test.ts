@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QuickchatFake } from "../fakes/quickchat.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
+import { answerBeforeBody } from "../support/raw-socket.js";
 import {
   ADMIN_TOKEN,
   adminClient,
@@ -68,6 +69,21 @@ describe("admin auth", () => {
     const post = await admin.call("POST", "/tenants", fakes.tenantBody("acme"), null);
     expect(post.status).toBe(401);
     expect((await admin.call("GET", "/tenants/acme")).status).toBe(404);
+  });
+
+  // The body limit comes after authentication (README): without the token the size is never looked at.
+  it("answers an oversized body without the token 401 from its headers alone, not 413", async () => {
+    const answer = await answerBeforeBody(
+      bridge.url,
+      "/admin/tenants",
+      4 * 1024 * 1024,
+      {
+        "content-type": "application/json",
+      },
+      { sentFirst: 0 },
+    );
+    expect(answer.head).toMatch(/^HTTP\/1\.1 401 /);
+    expect(answer.body).toMatch(/PERMISSION_DENIED/);
   });
 
   it("has no admin API at all when ADMIN_TOKEN is unset", async () => {

@@ -1,5 +1,6 @@
 /**
- * The deployment docs only name CLI commands, npm scripts, routes and metrics that exist.
+ * The deployment docs only name CLI commands, npm scripts, routes and metrics that exist, and the README
+ * documents every setting the service reads, with its real default.
  */
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -13,6 +14,38 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const read = (path: string) => readFileSync(resolve(ROOT, path), "utf8");
 const docs = ["docs/deploy.md", "docs/operations.md"].map(read).join("\n");
 const run = promisify(execFile);
+
+/** The README's section under `heading`, up to the next heading of any level. */
+function section(markdown: string, heading: string): string {
+  const start = markdown.indexOf(`\n${heading}\n`);
+  if (start < 0) throw new Error(`no section ${heading}`);
+  const rest = markdown.slice(start + heading.length + 2);
+  return rest.slice(0, rest.search(/^#+ /m) >>> 0);
+}
+
+const codeSpans = (text: string) => [...text.matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+const isVariable = (span: string) => /^[A-Z][A-Z0-9_]+$/.test(span);
+
+/**
+ * The README's environment table: each row's variables (a row may name several, `PORT`, `HOST`) paired with
+ * the code spans of its default column, in the same order.
+ */
+function environmentTable(readme: string): Map<string, string | undefined> {
+  const rows = section(readme, "### Environment")
+    .split("\n")
+    .filter((line) => line.startsWith("|"))
+    .slice(2); // the header and its separator
+  const documented = new Map<string, string | undefined>();
+  for (const row of rows) {
+    const [names = "", , defaults = ""] = row.split("|").slice(1, -1);
+    const variables = codeSpans(names).filter(isVariable);
+    const values = codeSpans(defaults);
+    variables.forEach((variable, i) => {
+      documented.set(variable, values.length === variables.length ? values[i] : undefined);
+    });
+  }
+  return documented;
+}
 
 /** Command names from a commander help text. */
 async function commands(...args: string[]): Promise<string[]> {
@@ -44,11 +77,37 @@ describe("docs", () => {
     for (const [, script] of docs.matchAll(/npm run ([a-z:-]+)/g)) expect(scripts).toContain(script);
   });
 
-  it("lists every metric src/metrics.ts defines, and no other", () => {
+  // That they name no other is checked against a running service (observability.test.ts).
+  it("lists every metric src/metrics.ts defines", () => {
     const defined = [...read("src/metrics.ts").matchAll(/name: "(bridge_[a-z_]+)"/g)].map((m) => m[1]!);
     const listed = new Set([...docs.matchAll(/`(bridge_[a-z_]+)`/g)].map((m) => m[1]!));
+    expect(defined.length).toBeGreaterThan(7);
     for (const name of defined) expect(listed, name).toContain(name);
-    for (const name of listed) expect(defined, name).toContain(name);
+  });
+
+  it("the README's environment table has every setting, with the schema's default", () => {
+    const table = environmentTable(read("README.md"));
+    const defaults: Record<string, unknown> = settingsSchema.parse({});
+    expect(table.size).toBeGreaterThan(15);
+    for (const setting of Object.keys(settingsSchema.shape)) {
+      expect([...table.keys()], setting).toContain(setting);
+      const value = defaults[setting];
+      if (value !== undefined) expect(table.get(setting), `default of ${setting}`).toBe(String(value));
+    }
+    for (const variable of table.keys())
+      expect(Object.keys(settingsSchema.shape), variable).toContain(variable);
+  });
+
+  it("the README lists every single-tenant shorthand variable", () => {
+    const paragraph =
+      read("README.md")
+        .split("\n\n")
+        .find((p) => p.startsWith("Single-tenant shorthand")) ?? "";
+    const listed = codeSpans(paragraph).filter(isVariable);
+    const shorthand = Object.values(SHORTHAND_VARIABLES).flatMap((v) => v.split(" or "));
+    expect(shorthand.length).toBeGreaterThan(15);
+    for (const variable of shorthand) expect(listed, variable).toContain(variable);
+    for (const variable of listed) expect(shorthand, variable).toContain(variable);
   });
 
   it("names only settings the service knows", () => {
