@@ -14,7 +14,7 @@ import { type BotIdentity, needsBotIdentity, parseUpdate, updateProblem } from "
 import { classifySendError, createTelegramApi, sendTelegramMessage, sendTelegramTyping } from "./outbound.js";
 import { verifyTelegramSecret } from "./verify.js";
 
-export { getTelegramWebhookInfo, setTelegramWebhook } from "./outbound.js";
+export { getTelegramWebhookInfo, setTelegramWebhook, TelegramCallError } from "./webhook.js";
 
 /** Telegram clears "typing…" after 5 s, so it is renewed a little before. */
 const TYPING_INTERVAL_MS = 4000;
