@@ -12,7 +12,7 @@ export const BENCH_IDS = {
   slackSigningSecret: "bench-slack-signing-secret",
   slackBotToken: "xoxb-bench-slack-token",
   slackTeam: "T0BENCH",
-  twilioSid: "AC0000000000000000000000000000bench",
+  twilioSid: "AC0000000000000000000000000000bec4",
   twilioToken: "bench-twilio-auth-token",
   twilioFrom: "whatsapp:+14155238886",
   publicUrl: "http://bench.invalid",

@@ -1,7 +1,8 @@
-import { Command } from "commander";
+import { readFileSync } from "node:fs";
+import { Command, CommanderError } from "commander";
 import { startBridge } from "./bridge.js";
-import { channelsOf } from "./channels/registry.js";
-import { getTelegramWebhookInfo, setTelegramWebhook } from "./channels/telegram/index.js";
+import { getTelegramWebhookInfo, setTelegramWebhook, TelegramCallError } from "./channels/telegram/index.js";
+import { checkConfig } from "./cli/check-config.js";
 import { type AppConfig, loadConfig } from "./config/index.js";
 import { openDatabase } from "./db/client.js";
 import { migrate } from "./db/migrate.js";
@@ -10,16 +11,56 @@ import { createLogger, errorFields, type Logger, stackFrames } from "./log.js";
 import { loadSecretKeys, SecretBox } from "./tenants/secrets.js";
 import { rotateKey } from "./tenants/store.js";
 
-/** Config errors end the process with their message and exit code 2; anything else is a crash (1). */
+/**
+ * Exit codes: 2 when the command line or the configuration is wrong (nothing was attempted), 1 when
+ * something failed while running (a platform refused, the database is unreachable).
+ */
+const EXIT_RUNTIME = 1;
+const EXIT_USAGE = 2;
+
+/**
+ * Ends the process for an error, in one line on stderr: a configuration error with its message, anything
+ * else with its safe message (errorFields: a failed statement's message would carry its parameters). The
+ * stack frames follow only at LOG_LEVEL=debug or trace; frames, never messages, which may quote secrets.
+ */
 function fail(err: unknown): never {
+  // Commander has already said what was wrong (or printed the help or version asked for).
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE);
   if (err instanceof ConfigError) {
     process.stderr.write(`bridge: ${err.message}\n`);
-    process.exit(2);
+    process.exit(EXIT_USAGE);
   }
-  // errorFields: a failed statement's message would carry its parameters.
-  process.stderr.write(`bridge: ${errorFields(err).err}\n${stackFrames(err) ?? ""}\n`);
-  process.exit(1);
+  process.stderr.write(`bridge: ${errorFields(err).err}\n`);
+  if (["debug", "trace"].includes(process.env.LOG_LEVEL ?? "")) process.stderr.write(`${traces(err)}\n`);
+  process.exit(EXIT_RUNTIME);
 }
+
+/** The stack frames of an error and of the errors it wraps (`cause`, grammY's `error`), names only. */
+function traces(err: unknown): string {
+  const parts: string[] = [];
+  let current = err;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    parts.push(`${depth > 0 ? `caused by ${current.name}\n` : ""}${stackFrames(current) ?? ""}`);
+    current = current.cause ?? (current as { error?: unknown }).error;
+  }
+  return parts.join("\n");
+}
+
+/**
+ * Commander's usage errors as one line: "bridge: unknown command 'chek-config' (did you mean
+ * check-config?)" rather than "error: unknown command 'chek-config'" and the suggestion on a line of its own.
+ */
+function usageError(text: string): string {
+  const message = text
+    .trim()
+    .replace(/^error: /, "")
+    .replace(/\n\(Did you mean (.+)\?\)$/, " (did you mean $1?)");
+  return `bridge: ${message}\n`;
+}
+
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
 
 function setup(): { config: AppConfig; log: Logger } {
   const config = loadConfig(process.env);
@@ -46,27 +87,41 @@ async function run(http: boolean): Promise<void> {
   process.on("SIGINT", () => shutdown("SIGINT"));
 }
 
-function webhookUrls(config: AppConfig): string[] {
-  const base = config.publicUrl ?? "<PUBLIC_URL>";
-  return config.tenants.flatMap((tenant) => [
-    `tenant ${tenant.id} (${channelsOf(tenant).join(", ") || "no channels"})`,
-    ...channelsOf(tenant).map((channel) => `  ${channel}: ${base}/webhooks/${tenant.id}/${channel}`),
-  ]);
-}
-
+/** The `telegram` block of a tenant of the configuration (the CLI does not read the admin API's tenants). */
 function telegramConfig(config: AppConfig, tenantId: string) {
   const tenant = config.tenants.find((t) => t.id === tenantId);
-  if (!tenant) throw new ConfigError(`unknown tenant ${tenantId}`);
+  if (!tenant) {
+    const known = config.tenants.map((t) => t.id).join(", ") || "none";
+    throw new ConfigError(
+      `tenant ${tenantId} is not in the configuration (its tenants: ${known}); the CLI reads the config file ` +
+        "and the environment, not tenants added through the admin API",
+    );
+  }
   if (!tenant.telegram) throw new ConfigError(`tenant ${tenantId} has no telegram channel`);
   return tenant.telegram;
 }
 
-const program = new Command("bridge").description(
-  "Relay Telegram, Slack and WhatsApp messages to Quickchat AI",
-);
+/** `run` for a tenant's Telegram call, whose failure is named by the tenant. */
+async function forTenant<T>(tenantId: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof TelegramCallError) {
+      throw new TelegramCallError(`tenant ${tenantId}: Telegram ${err.message}`, { cause: err });
+    }
+    throw err;
+  }
+}
+
+const program = new Command("bridge")
+  .description("Relay Telegram, Slack and WhatsApp messages to Quickchat AI (no command: serve)")
+  .version(VERSION)
+  // Before the commands: they inherit these settings.
+  .exitOverride()
+  .configureOutput({ outputError: (text, write) => write(usageError(text)) });
 
 program
-  .command("serve", { isDefault: true })
+  .command("serve")
   .description("serve webhooks over HTTP and run the relay worker")
   .action(() => run(true));
 program
@@ -88,13 +143,12 @@ program
   });
 program
   .command("check-config")
-  .description("validate the configuration and print each tenant's webhook URLs")
+  .description(
+    "validate the configuration without the network: each tenant's origin and webhook URLs, and warnings",
+  )
   .action(() => {
-    const config = loadConfig(process.env);
-    process.stdout.write(`configuration OK: ${config.tenants.length} tenant(s)\n`);
-    for (const line of webhookUrls(config)) process.stdout.write(`${line}\n`);
-    if (!config.publicUrl)
-      process.stdout.write("PUBLIC_URL is not set: replace <PUBLIC_URL> with your public base URL\n");
+    const { lines } = checkConfig(loadConfig(process.env));
+    process.stdout.write(`${lines.join("\n")}\n`);
   });
 
 program
@@ -139,16 +193,21 @@ telegram
     const config = loadConfig(process.env);
     if (!config.publicUrl) throw new ConfigError("PUBLIC_URL (or public_url in the config file) is required");
     const url = `${config.publicUrl}/webhooks/${opts.tenant}/telegram`;
-    await setTelegramWebhook(telegramConfig(config, opts.tenant), url);
-    process.stdout.write(`webhook set: ${url}\n`);
+    const telegramBlock = telegramConfig(config, opts.tenant);
+    await forTenant(opts.tenant, () => setTelegramWebhook(telegramBlock, url));
+    process.stdout.write(`webhook set for tenant ${opts.tenant}: ${url}\n`);
   });
 telegram
   .command("webhook-info")
   .requiredOption("--tenant <id>", "tenant id")
   .description("print Telegram's getWebhookInfo for the tenant's bot")
   .action(async (opts: { tenant: string }) => {
-    const info = await getTelegramWebhookInfo(telegramConfig(loadConfig(process.env), opts.tenant));
+    const telegramBlock = telegramConfig(loadConfig(process.env), opts.tenant);
+    const info = await forTenant(opts.tenant, () => getTelegramWebhookInfo(telegramBlock));
     process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
   });
 
-program.parseAsync(process.argv).catch(fail);
+// No command is `serve` (the container's default). Not commander's default command: that one would take
+// a mistyped command for serve's arguments ("too many arguments for 'serve'").
+const args = process.argv.slice(2);
+program.parseAsync(args.length > 0 ? args : ["serve"], { from: "user" }).catch(fail);

@@ -46,6 +46,24 @@ export function adapterOf<Cfg>(descriptor: ChannelDescriptor, parts: ChannelPart
   };
 }
 
+/** A route `app.ts` serves for a channel, below `/webhooks/:tenant/<channel>`. */
+export interface WebhookRoute {
+  path: "" | "/status";
+  methods: ("GET" | "POST")[];
+  /** For people: what the platform sends there. */
+  purpose: string;
+}
+
+/** The routes a channel is served on, from what its adapter implements (as `app.ts` routes them). */
+export function webhookRoutes(adapter: ChannelAdapter): WebhookRoute[] {
+  return [
+    { path: "", methods: adapter.handshake ? ["GET", "POST"] : ["POST"], purpose: "webhook" },
+    ...(adapter.receiveStatus
+      ? [{ path: "/status" as const, methods: ["POST" as const], purpose: "delivery reports" }]
+      : []),
+  ];
+}
+
 /** Each channel's reply format, by name. */
 export const CHANNEL_FORMATS = Object.fromEntries(
   descriptors.map((channel) => [channel.name, channel.format]),

@@ -103,3 +103,39 @@ export function sharedLocationText(place: {
   const label = [place.name, place.address].filter(Boolean).join(", ");
   return `Shared location: ${label ? `${label} ` : ""}(${place.latitude}, ${place.longitude})`;
 }
+
+/** Words for the system error codes a request to a platform's API most often fails with. */
+const NETWORK_FAILURES: Record<string, string> = {
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection reset",
+  UND_ERR_SOCKET: "connection closed",
+  ENOTFOUND: "host not found",
+  EAI_AGAIN: "host name lookup failed",
+  ETIMEDOUT: "connection timed out",
+  UND_ERR_CONNECT_TIMEOUT: "connection timed out",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+};
+
+/** A system or undici error code (never a message: messages may quote the request URL, token and all). */
+const ERROR_CODE = /^[A-Z][A-Z0-9_]{1,40}$/;
+
+/**
+ * Why a request got no answer, from the error codes of the error and its causes (fetch keeps the socket's
+ * error in `cause`, grammY's HttpError in `error`): e.g. "connection refused (ECONNREFUSED)", "TLS
+ * certificate not accepted (CERT_HAS_EXPIRED)". Undefined when no code says.
+ */
+export function networkFailure(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && isRecord(current); depth++) {
+    const code = current.code;
+    if (typeof code === "string" && ERROR_CODE.test(code)) {
+      const words =
+        NETWORK_FAILURES[code] ??
+        (/CERT|TLS|SSL|SELF_SIGNED/.test(code) ? "TLS certificate not accepted" : "");
+      return words ? `${words} (${code})` : code;
+    }
+    current = current.cause ?? current.error;
+  }
+  return undefined;
+}

@@ -169,7 +169,19 @@ export interface ChannelDescriptor<Name extends string = string, Schema extends 
   readonly format: ReplyFormat;
   /** The largest webhook body the platform sends, when more than the service's 1 MiB. */
   readonly maxBodyBytes?: number;
+  /**
+   * What `check-config` reports as probably wrong without refusing it: shapes the platform shows in its
+   * documentation but does not guarantee (the schema refuses only what is certainly wrong), and webhook URLs
+   * the platform would not call. `webhookUrl` is the channel's webhook URL when PUBLIC_URL is known.
+   */
+  warnings?(config: z.output<Schema>, webhookUrl: URL | undefined): ChannelWarning[];
   createAdapter(deps: AdapterDeps): ChannelParts<z.output<Schema>>;
+}
+
+/** A finding of a descriptor's `warnings`: the field it is about (none for the block as a whole) and why. */
+export interface ChannelWarning {
+  field?: string;
+  message: string;
 }
 
 /** Declares a channel; the identity function keeps the literal name and the schema's types. */

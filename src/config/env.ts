@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { descriptors } from "../channels/registry.js";
 import { ConfigError } from "../errors.js";
+import { keyRingProblem } from "../tenants/secrets.js";
 
 /** The only place that reads process.env: everything else receives these settings. */
 export type Env = Record<string, string | undefined>;
@@ -15,7 +16,14 @@ export const settingsSchema = z.object({
   BRIDGE_CONFIG: z.string().min(1).optional(),
   PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   ADMIN_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
-  BRIDGE_SECRET_KEY: z.string().min(1).optional(),
+  BRIDGE_SECRET_KEY: z
+    .string()
+    .min(1)
+    .optional()
+    .superRefine((value, ctx) => {
+      const problem = value === undefined ? undefined : keyRingProblem(value);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** Messages processed at once by this process's worker pool (each mostly waits on Quickchat). */
   WORKER_CONCURRENCY: int(1).default(512),
@@ -49,14 +57,21 @@ export const settingsSchema = z.object({
 
 export type Settings = z.output<typeof settingsSchema>;
 
-export function readSettings(env: Env): Settings {
+/** The settings, or one line per problem (`VARIABLE: what is wrong`). */
+export function parseSettings(env: Env): { settings: Settings } | { problems: string[] } {
   const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
   const parsed = settingsSchema.safeParse(present);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
-    throw new ConfigError(`invalid environment:\n${lines.join("\n")}`);
+  return parsed.success
+    ? { settings: parsed.data }
+    : { problems: parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`) };
+}
+
+export function readSettings(env: Env): Settings {
+  const parsed = parseSettings(env);
+  if ("problems" in parsed) {
+    throw new ConfigError(`invalid environment:\n${parsed.problems.map((line) => `  ${line}`).join("\n")}`);
   }
-  return parsed.data;
+  return parsed.settings;
 }
 
 /** The shorthand's Quickchat variables; each channel's come from its descriptor. */

@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
-import { type Env, readSettings, type Settings, SHORTHAND_VARIABLES, shorthandTenant } from "./env.js";
+import { type Env, parseSettings, type Settings, SHORTHAND_VARIABLES, shorthandTenant } from "./env.js";
 import { readConfigFile } from "./file.js";
 import { configFileSchema, type TenantConfig, tenantSchema } from "./schema.js";
 
@@ -11,6 +11,8 @@ export interface AppConfig {
   /** Tenants from the config file and the environment shorthand (read-only at run time). */
   tenants: TenantConfig[];
   configPath?: string;
+  /** The id of the tenant the environment shorthand describes (QUICKCHAT_* and channel variables), if any. */
+  environmentTenantId?: string;
 }
 
 function describe(issues: z.core.$ZodIssue[], where: string, rename?: (path: string) => string): string {
@@ -29,9 +31,13 @@ function describe(issues: z.core.$ZodIssue[], where: string, rename?: (path: str
 
 /** Reads and validates the whole configuration; throws ConfigError with every problem it found. */
 export function loadConfig(env: Env): AppConfig {
-  const settings = readSettings(env);
-  const file = readConfigFile(settings.BRIDGE_CONFIG, env);
+  // Every problem is reported at once: the settings', the file's and the environment tenant's.
   const problems: string[] = [];
+  const parsedSettings = parseSettings(env);
+  if ("problems" in parsedSettings)
+    problems.push(...parsedSettings.problems.map((line) => `  environment: ${line}`));
+  const settings = "settings" in parsedSettings ? parsedSettings.settings : undefined;
+  const file = readConfigFile(settings?.BRIDGE_CONFIG ?? (env.BRIDGE_CONFIG || undefined), env);
   let fromFile: TenantConfig[] = [];
   let filePublicUrl: string | undefined;
 
@@ -47,10 +53,13 @@ export function loadConfig(env: Env): AppConfig {
 
   const shorthand = shorthandTenant(env);
   const tenants = [...fromFile];
+  let environmentTenantId: string | undefined;
   if (shorthand) {
     const parsed = tenantSchema.safeParse(shorthand);
-    if (parsed.success) tenants.push(parsed.data);
-    else
+    if (parsed.success) {
+      tenants.push(parsed.data);
+      environmentTenantId = parsed.data.id;
+    } else
       problems.push(
         describe(parsed.error.issues, "environment (tenant default)", (p) => SHORTHAND_VARIABLES[p] ?? p),
       );
@@ -61,8 +70,16 @@ export function loadConfig(env: Env): AppConfig {
     if (seen.has(tenant.id)) problems.push(`  tenant id "${tenant.id}" is defined more than once`);
     seen.add(tenant.id);
   }
-  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
+  if (problems.length > 0 || !settings) {
+    throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
+  }
 
   const publicUrl = (settings.PUBLIC_URL ?? filePublicUrl)?.replace(/\/+$/, "");
-  return { settings, tenants, ...(publicUrl && { publicUrl }), ...(file && { configPath: file.path }) };
+  return {
+    settings,
+    tenants,
+    ...(publicUrl && { publicUrl }),
+    ...(file && { configPath: file.path }),
+    ...(environmentTenantId && { environmentTenantId }),
+  };
 }

@@ -101,19 +101,39 @@ function decrypt(key: Buffer, associatedData: string, nonce: string, body: strin
   return Buffer.concat([decipher.update(Buffer.from(body, "base64")), decipher.final()]).toString("utf8");
 }
 
-export function parseKey(base64: string): Buffer {
-  const key = Buffer.from(base64.trim(), "base64");
-  if (key.length !== 32)
-    throw new ConfigError("BRIDGE_SECRET_KEY must be 32 bytes, base64-encoded (openssl rand -base64 32)");
+/** A base64 key as Node decodes it: standard or URL-safe alphabet, surrounding whitespace ignored. */
+const decodeKey = (base64: string) => Buffer.from(base64.trim(), "base64");
+
+const KEY_ADVICE = "32 bytes, base64-encoded (openssl rand -base64 32)";
+
+export function parseKey(base64: string, name = "BRIDGE_SECRET_KEY"): Buffer {
+  const key = decodeKey(base64);
+  if (key.length !== 32) throw new ConfigError(`${name} must be ${KEY_ADVICE}`);
   return key;
+}
+
+const ringEntries = (value: string) => value.split(",").filter((k) => k.trim() !== "");
+
+/**
+ * Why `BRIDGE_SECRET_KEY` is not a usable key ring, or undefined: each key must decode to 32 bytes. Checked
+ * with the other settings, so that every command (check-config included) refuses a wrong key before use.
+ */
+export function keyRingProblem(value: string): string | undefined {
+  const keys = ringEntries(value);
+  if (keys.length === 0) return "holds no key";
+  for (const [index, key] of keys.entries()) {
+    const bytes = decodeKey(key).length;
+    const which = keys.length > 1 ? `key ${index + 1} of ${keys.length}` : "the key";
+    if (bytes !== 32) return `${which} decodes to ${bytes} bytes: each key must be ${KEY_ADVICE}`;
+  }
+  return undefined;
 }
 
 /** `BRIDGE_SECRET_KEY`: one key, or several separated by commas (the first encrypts, all decrypt). */
 export function parseKeyRing(value: string): Buffer[] {
-  return value
-    .split(",")
-    .filter((k) => k.trim() !== "")
-    .map(parseKey);
+  const problem = keyRingProblem(value);
+  if (problem) throw new ConfigError(`BRIDGE_SECRET_KEY: ${problem}`);
+  return ringEntries(value).map(decodeKey);
 }
 
 /**
@@ -130,7 +150,7 @@ export function loadSecretKeys(options: {
   // An in-memory database (tests) lives no longer than the process: so does its key.
   if (options.dataDir.startsWith("memory://")) return [randomBytes(32)];
   const file = join(options.dataDir, "secret.key");
-  if (existsSync(file)) return [parseKey(readFileSync(file, "utf8").trim())];
+  if (existsSync(file)) return [parseKey(readFileSync(file, "utf8"), file)];
   mkdirSync(options.dataDir, { recursive: true });
   const key = randomBytes(32);
   writeFileSync(file, `${key.toString("base64")}\n`, { mode: 0o600 });

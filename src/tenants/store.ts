@@ -244,8 +244,11 @@ export async function rotateKey(db: Db, box: SecretBox): Promise<number> {
       try {
         secrets = openSecrets(box, row.id, row.settings, row.secretsEncrypted);
       } catch (err) {
+        // The transaction rolls back: no row is left sealed with a key the ring may not be meant to keep.
         throw new ConfigError(
-          `tenant ${row.id} cannot be read with BRIDGE_SECRET_KEY: ${(err as Error).message}`,
+          `tenant ${row.id} cannot be read with BRIDGE_SECRET_KEY (key ids ${box.keyIds.join(", ")}): ` +
+            `${(err as Error).message}. Nothing was re-encrypted: the ring must also hold the key that ` +
+            "sealed it (BRIDGE_SECRET_KEY=<new>,<old>)",
         );
       }
       await tx

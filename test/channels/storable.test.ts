@@ -23,11 +23,12 @@ const strings = (value: unknown): string[] =>
       ? Object.entries(value).flatMap(([k, v]) => [k, ...strings(v)])
       : [];
 
+const ACCOUNT_SID = `AC${"1".repeat(32)}`;
 const tenant = tenantSchema.parse({
   id: "acme",
   quickchat: { scenario_id: "s", token: "t" },
   telegram: { bot_token: "1:x", webhook_secret: "secret" },
-  whatsapp: { account_sid: "AC1", auth_token: "token", from: "whatsapp:+1" },
+  whatsapp: { account_sid: ACCOUNT_SID, auth_token: "token", from: "whatsapp:+1" },
 });
 const log = createLogger("silent");
 const request = (body: string, contentType: string): WebhookRequest => ({
@@ -74,7 +75,7 @@ describe("storable", () => {
       request(
         new URLSearchParams({
           MessageSid: "SM1",
-          AccountSid: "AC1",
+          AccountSid: ACCOUNT_SID,
           From: "whatsapp:+315",
           To: "whatsapp:+1",
           WaId: "315",

@@ -2,6 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { describe, expect, it, onTestFinished } from "vitest";
+import { slack } from "../../src/channels/slack/index.js";
+import { telegram } from "../../src/channels/telegram/index.js";
+import { whatsapp } from "../../src/channels/whatsapp/index.js";
 import { loadConfig } from "../../src/config/index.js";
 import { ConfigError } from "../../src/errors.js";
 
@@ -95,5 +98,71 @@ describe("configuration", () => {
   it("requires exactly one Quickchat credential", () => {
     const path = configFile(tenantYaml.replace(/token: \$\{ACME_TOKEN\}/, "token: a\n      api_key: b"));
     expect(() => loadConfig({ BRIDGE_CONFIG: path })).toThrow(/exactly one of token/);
+  });
+});
+
+describe("credential shapes", () => {
+  const telegramBlock = (bot_token: string) => telegram.schema.safeParse({ bot_token, webhook_secret: "s" });
+  const twilioBlock = (account_sid: string) =>
+    whatsapp.schema.safeParse({
+      account_sid,
+      auth_token: "0123456789abcdef0123456789abcdef",
+      from: "whatsapp:+1",
+    });
+
+  it("accepts the shapes the platforms document, without a warning", () => {
+    // Telegram's docs (core.telegram.org/bots/api#authorizing-your-bot and the BotFather walkthrough).
+    for (const token of [
+      "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11",
+      "110201543:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+    ]) {
+      const parsed = telegramBlock(token);
+      expect(parsed.success, token).toBe(true);
+      expect(
+        telegram.warnings!(parsed.data!, new URL("https://bridge.example.com:8443/webhooks/a/telegram")),
+      ).toEqual([]);
+    }
+    // A plain bot token and one of an app that rotates its tokens.
+    for (const bot_token of ["xoxb-0000000000-0000000000-FakeTokenForTests000", "xoxe.xoxb-1-MS0yLTQyNjc3"]) {
+      const block = slack.schema.parse({ bot_token, signing_secret: "8f742231b10e8888abcd99ed4bc985a5" });
+      expect(slack.warnings!(block, undefined), bot_token).toEqual([]);
+    }
+    for (const sid of ["AC0123456789abcdef0123456789abcdef", "ACDEADBEEF0123456789DEADBEEF012345"]) {
+      const parsed = twilioBlock(sid);
+      expect(parsed.success, sid).toBe(true);
+      expect(whatsapp.warnings!(parsed.data!, undefined)).toEqual([]);
+    }
+  });
+
+  it("refuses what the Bot API server refuses, and Twilio SIDs of another shape", () => {
+    for (const token of [
+      "not-a-telegram-token",
+      "0123:abc",
+      "123:",
+      "123:a/b",
+      "123:abc\n",
+      `1:${"a".repeat(79)}`,
+    ])
+      expect(telegramBlock(token).success, JSON.stringify(token)).toBe(false);
+    for (const sid of [
+      "XYZ",
+      "SK0123456789abcdef0123456789abcdef",
+      "AC0123456789abcdef0123456789abcde",
+      "ACfuzz",
+    ])
+      expect(twilioBlock(sid).success, sid).toBe(false);
+  });
+
+  it("refuses a BRIDGE_SECRET_KEY ring with a key that is not 32 bytes, naming which", () => {
+    const good = Buffer.alloc(32, 7);
+    // Node decodes both base64 alphabets; the URL-safe one is accepted as the service reads it.
+    expect(
+      loadConfig({ BRIDGE_SECRET_KEY: `${good.toString("base64url")},${good.toString("base64")}` }).settings
+        .BRIDGE_SECRET_KEY,
+    ).toBeDefined();
+    expect(() => loadConfig({ BRIDGE_SECRET_KEY: `${good.toString("base64")},c2hvcnQ=` })).toThrow(
+      /BRIDGE_SECRET_KEY: key 2 of 2 decodes to 5 bytes/,
+    );
+    expect(() => loadConfig({ BRIDGE_SECRET_KEY: " , " })).toThrow(/BRIDGE_SECRET_KEY: holds no key/);
   });
 });

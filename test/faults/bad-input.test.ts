@@ -363,7 +363,7 @@ const tenantBody = fc
           quickchat: { scenario_id: "s", token: "fuzz-quickchat-token-0000" },
           telegram: { bot_token: "1:fuzz", webhook_secret: "fuzz-secret" },
           slack: { signing_secret: "fuzz", bot_token: "xoxb-fuzz" },
-          whatsapp: { account_sid: "ACfuzz", auth_token: "fuzz", from: "whatsapp:+1" },
+          whatsapp: { account_sid: `AC${"f".repeat(32)}`, auth_token: "fuzz", from: "whatsapp:+1" },
           texts: { reset: "r" },
         },
         choice,

@@ -61,7 +61,12 @@ const hostileTenant = (url: string) =>
     quickchat: { scenario_id: "sc", token: "t" },
     telegram: { bot_token: "1:hostile", webhook_secret: "s", api_root: url },
     slack: { signing_secret: "s", bot_token: "xoxb-hostile", api_url: `${url}/api/` },
-    whatsapp: { account_sid: "AChostile", auth_token: "t", from: "whatsapp:+15550002", api_base: url },
+    whatsapp: {
+      account_sid: `AC${"0".repeat(32)}`,
+      auth_token: "t",
+      from: "whatsapp:+15550002",
+      api_base: url,
+    },
   });
 
 describe("remote error bodies are never repeated", () => {

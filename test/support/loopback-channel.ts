@@ -139,7 +139,7 @@ export function loopbackTenant(id: string, quickchatUrl: string, token = `${id}-
   return {
     id,
     quickchat: { scenario_id: `${id}-scenario`, token, base_url: quickchatUrl },
-    telegram: { bot_token: `${id}:bot-token`, webhook_secret: LOOPBACK_SECRET },
+    telegram: { bot_token: `1:${id}-bot-token`, webhook_secret: LOOPBACK_SECRET },
   };
 }
 

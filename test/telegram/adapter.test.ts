@@ -4,7 +4,12 @@
 import type { Update } from "grammy/types";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { TelegramConfig } from "../../src/channels/telegram/config.js";
-import { getTelegramWebhookInfo, setTelegramWebhook, telegram } from "../../src/channels/telegram/index.js";
+import {
+  getTelegramWebhookInfo,
+  setTelegramWebhook,
+  TelegramCallError,
+  telegram,
+} from "../../src/channels/telegram/index.js";
 import type { DeliveryTarget, Route, WebhookRequest } from "../../src/channels/types.js";
 import { type TenantConfig, tenantSchema } from "../../src/config/schema.js";
 import { HttpError } from "../../src/errors.js";
@@ -336,5 +341,23 @@ describe("webhook registration (CLI)", () => {
       allowed_updates: ["message"],
     });
     expect(JSON.stringify(info)).not.toContain(SECRET);
+  });
+
+  it("a failed call is one line naming the URL with the token masked: a proxy's 502 page, or Telegram's own error", async () => {
+    const config = tenantWith().telegram!;
+    const at = `getWebhookInfo at ${server.url}/bot<token>/getWebhookInfo`;
+    fake.failNext("getWebhookInfo", { kind: "bad_gateway" });
+    const proxied = await getTelegramWebhookInfo(config).catch((e: unknown) => e);
+    expect(proxied).toBeInstanceOf(TelegramCallError);
+    expect((proxied as Error).message).toBe(
+      `${at}: answered HTTP 502 Bad Gateway with a body that is not the Bot API's JSON (is api_root a Bot API server?)`,
+    );
+    fake.failNext("setWebhook", { kind: "server_error" });
+    const failed = await setTelegramWebhook(config, "https://bridge.example.com/x").catch((e: unknown) => e);
+    expect((failed as Error).message).toBe(
+      `setWebhook at ${server.url}/bot<token>/setWebhook answered 500 Internal Server Error`,
+    );
+    for (const error of [proxied, failed])
+      expect((error as Error).message).not.toContain(TOKEN.split(":")[1]);
   });
 });

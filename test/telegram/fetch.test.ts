@@ -1,6 +1,6 @@
 /**
  * grammY's Bot API calls over undici (`telegramFetch`): the cases the Bot API fake does not produce, against a
- * bare HTTP server that answers as a proxy in front of the Bot API might, or not at all.
+ * bare HTTP server that answers as a proxy in front of the Bot API might, as a broken one might, or not at all.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -8,6 +8,7 @@ import { Api, HttpError } from "grammy";
 import { afterEach, describe, expect, it } from "vitest";
 import { telegramFetch } from "../../src/channels/telegram/fetch.js";
 import { classifySendError } from "../../src/channels/telegram/outbound.js";
+import { setTelegramWebhook, TelegramCallError } from "../../src/channels/telegram/webhook.js";
 
 const TOKEN = "7012345678:AAHfakeTokenForTests_0123456789abcdef";
 
@@ -58,7 +59,28 @@ describe("Bot API calls over undici", () => {
       .sendMessage(1, "hi")
       .catch((e) => e);
     expect(error).toBeInstanceOf(HttpError);
+    // The status is kept: it tells a proxy's error page from a Bot API server's answer.
+    expect(error.message).toBe("Network request for 'sendMessage' failed! (502: Bad Gateway)");
     expect(classifySendError(error)).toMatchObject({ kind: "retry", code: "network" });
+  });
+
+  it("a CLI call repeats the server's description on one line, control characters dropped and the token masked", async () => {
+    const apiRoot = await serve((_req, res) => {
+      res.statusCode = 400;
+      res.setHeader("content-type", "application/json");
+      const description = `Bad Request: bad webhook:\u001b[2J\r\nwrong ${TOKEN} ${"x".repeat(300)}`;
+      res.end(JSON.stringify({ ok: false, error_code: 400, description }));
+    });
+    const config = { bot_token: TOKEN, webhook_secret: "s", api_root: apiRoot };
+    const error = await setTelegramWebhook(config, "https://bridge.example.com/x").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TelegramCallError);
+    const message = (error as Error).message;
+    expect(message).toMatch(
+      new RegExp(
+        `^setWebhook at ${apiRoot}/bot<token>/setWebhook answered 400 Bad Request: bad webhook: \\[2J wrong <token> x+$`,
+      ),
+    );
+    expect(message.length).toBeLessThan(300);
   });
 
   it("grammY's timeout aborts the request itself, freeing its connection", async () => {

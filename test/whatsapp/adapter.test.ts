@@ -189,9 +189,10 @@ describe("send through the twilio SDK", () => {
   });
 
   it("fails an account sid the SDK refuses permanently", async () => {
-    const error = await sendError(
-      adapter.send(target(tenantWith({ account_sid: "SK123" })), "hi", { plain: false }),
-    );
+    // The tenant schema refuses it; this is the adapter's own guard, for a config that did not pass there.
+    const tenant = tenantWith();
+    const unchecked = { ...tenant, whatsapp: { ...tenant.whatsapp!, account_sid: "SK123" } };
+    const error = await sendError(adapter.send(target(unchecked), "hi", { plain: false }));
     expect(error.kind).toBe("permanent");
   });
 

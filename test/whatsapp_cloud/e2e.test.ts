@@ -539,9 +539,10 @@ describe("WhatsApp Cloud configuration", () => {
       );
       expect(result.stderr).toBe("");
       expect(result.status).toBe(0);
-      expect(result.stdout).toContain("tenant acme (whatsapp_cloud)");
+      expect(result.stdout).toContain(`tenant acme (from ${file}): whatsapp_cloud\n`);
+      // Meta's subscription handshake is a GET to the same URL.
       expect(result.stdout).toContain(
-        "  whatsapp_cloud: https://bridge.example.com/webhooks/acme/whatsapp_cloud\n",
+        "  whatsapp_cloud: https://bridge.example.com/webhooks/acme/whatsapp_cloud (GET and POST)\n",
       );
       for (const secret of SECRETS) expect(result.stdout).not.toContain(secret);
     } finally {

@@ -2,7 +2,7 @@ import { unavailable } from "../../errors.js";
 import { slackDialect, slackPlainDialect } from "../../format/index.js";
 import { TenantClients, webhookResult } from "../shared.js";
 import { type AdapterDeps, type ChannelParts, type DeliveryTarget, defineChannel } from "../types.js";
-import { DEFAULT_SLACK_API_URL, type SlackConfig, slackSchema } from "./config.js";
+import { DEFAULT_SLACK_API_URL, type SlackConfig, slackSchema, slackWarnings } from "./config.js";
 import { decodeSlackPayload, parseSlackEvent, type SlackIdentity } from "./inbound.js";
 import { classifySlackError, postMessage, readRoute, setThinkingStatus } from "./outbound.js";
 import { precheckSlackHeaders, verifySlackSignature } from "./verify.js";
@@ -101,5 +101,6 @@ export const slack = defineChannel({
   secretHeaders: ["x-slack-signature"],
   // Slack counts the mrkdwn string itself; its plain fallback keeps `& < >` escaped.
   format: { limit: 3000, markup: slackDialect, plain: slackPlainDialect, countsMarkup: true },
+  warnings: slackWarnings,
   createAdapter: (deps) => createSlackAdapter(deps),
 });

@@ -1,3 +1,4 @@
+import { STATUS_CODES } from "node:http";
 import type { Readable } from "node:stream";
 import type { ApiClientOptions } from "grammy";
 import { Agent, request } from "undici";
@@ -22,5 +23,25 @@ export const telegramFetch = (async (url: string, init: GrammyInit = {}) => {
     signal: init.signal as AbortSignal | undefined,
     dispatcher,
   });
-  return { status: response.statusCode, json: () => response.body.json() };
+  const status = response.statusCode;
+  return {
+    status,
+    json: () =>
+      response.body.json().catch(() => {
+        throw new NotBotApiAnswer(status);
+      }),
+  };
 }) as unknown as GrammyFetch;
+
+/**
+ * An answer whose body is not JSON: a proxy's error page, or no Bot API server at `api_root`. It carries the
+ * HTTP status, which grammY then puts in its HttpError's message ("(502: Bad Gateway)").
+ */
+export class NotBotApiAnswer extends Error {
+  override name = "NotBotApiAnswer";
+  readonly statusText: string;
+  constructor(readonly status: number) {
+    super(`HTTP ${status} with a body that is not JSON`);
+    this.statusText = STATUS_CODES[status] ?? "";
+  }
+}

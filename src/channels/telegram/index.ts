@@ -4,12 +4,17 @@ import { badRequest, unavailable } from "../../errors.js";
 import { plainDialect, telegramDialect } from "../../format/index.js";
 import { sharedOnce, TenantClients, webhookResult } from "../shared.js";
 import { defineChannel } from "../types.js";
-import { DEFAULT_TELEGRAM_API_ROOT, type TelegramConfig, telegramSchema } from "./config.js";
+import {
+  DEFAULT_TELEGRAM_API_ROOT,
+  type TelegramConfig,
+  telegramSchema,
+  telegramWarnings,
+} from "./config.js";
 import { type BotIdentity, needsBotIdentity, parseUpdate, updateProblem } from "./inbound.js";
 import { classifySendError, createTelegramApi, sendTelegramMessage, sendTelegramTyping } from "./outbound.js";
 import { verifyTelegramSecret } from "./verify.js";
 
-export { getTelegramWebhookInfo, setTelegramWebhook } from "./outbound.js";
+export { getTelegramWebhookInfo, setTelegramWebhook, TelegramCallError } from "./webhook.js";
 
 /** Telegram clears "typing…" after 5 s, so it is renewed a little before. */
 const TYPING_INTERVAL_MS = 4000;
@@ -34,6 +39,7 @@ export const telegram = defineChannel({
   secretHeaders: ["x-telegram-bot-api-secret-token"],
   // Telegram counts the text after entity parsing: the visible characters, not the HTML.
   format: { limit: 4096, markup: telegramDialect, plain: plainDialect, countsMarkup: false },
+  warnings: telegramWarnings,
 
   createAdapter(deps) {
     const bots = new TenantClients<Bot>();

@@ -1,11 +1,10 @@
 import { Api, GrammyError, HttpError } from "grammy";
-import type { WebhookInfo } from "grammy/types";
 import { ChannelSendError, type Route, type SentPart } from "../types.js";
 import type { TelegramConfig } from "./config.js";
 import { telegramFetch } from "./fetch.js";
 
 /** Telegram's own default is 500 s; a stuck send should rather fail and be retried by the relay. */
-const REQUEST_TIMEOUT_SECONDS = 30;
+export const REQUEST_TIMEOUT_SECONDS = 30;
 
 /** The update types the bridge handles; everything else is not even delivered. */
 export const ALLOWED_UPDATES = ["message"] as const;
@@ -123,17 +122,4 @@ export function classifySendError(error: unknown): unknown {
   if (code === 400 && label === "markup rejected") return new ChannelSendError("markup", message, "400");
   // Blocked by the user, chat not found, kicked, topic closed, too long, token revoked: retrying cannot help.
   return new ChannelSendError("permanent", message, String(code));
-}
-
-/** Points the bot's webhook at `url` with the tenant's secret token (the CLI's `telegram set-webhook`). */
-export async function setTelegramWebhook(config: TelegramConfig, url: string): Promise<void> {
-  await createTelegramApi(config).setWebhook(url, {
-    secret_token: config.webhook_secret,
-    allowed_updates: [...ALLOWED_UPDATES],
-  });
-}
-
-/** The bot's current webhook state as Telegram reports it (the CLI's `telegram webhook-info`). */
-export function getTelegramWebhookInfo(config: TelegramConfig): Promise<WebhookInfo> {
-  return createTelegramApi(config).getWebhookInfo();
 }

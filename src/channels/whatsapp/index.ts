@@ -1,7 +1,7 @@
 import { plainDialect, whatsappDialect } from "../../format/index.js";
 import { TenantClients, webhookResult } from "../shared.js";
 import { ChannelSendError, defineChannel, type WebhookRequest } from "../types.js";
-import { DEFAULT_TWILIO_API_BASE, type WhatsappConfig, whatsappSchema } from "./config.js";
+import { DEFAULT_TWILIO_API_BASE, type WhatsappConfig, whatsappSchema, whatsappWarnings } from "./config.js";
 import { readTwilioForm } from "./form.js";
 import { parseIncomingMessage, parseStatusCallback } from "./inbound.js";
 import { createTwilioClient, sendWhatsappText, type TwilioClient } from "./outbound.js";
@@ -26,6 +26,7 @@ export const whatsapp = defineChannel({
   secretHeaders: ["x-twilio-signature"],
   // Twilio's 1600 characters count the markup string itself.
   format: { limit: 1600, markup: whatsappDialect, plain: plainDialect, countsMarkup: true },
+  warnings: whatsappWarnings,
 
   createAdapter(deps) {
     const log = deps.log.child({ channel: "whatsapp" });

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { httpUrl } from "../shared.js";
+import type { ChannelWarning } from "../types.js";
 
 export const DEFAULT_GRAPH_BASE = "https://graph.facebook.com";
 
@@ -28,3 +29,16 @@ export const whatsappCloudSchema = z.strictObject({
 });
 
 export type WhatsappCloudConfig = z.output<typeof whatsappCloudSchema>;
+
+/**
+ * Meta calls only endpoints with a valid TLS certificate, self-signed ones excluded:
+ * https://developers.facebook.com/documentation/business-messaging/whatsapp/webhooks/create-webhook-endpoint
+ */
+export function whatsappCloudWarnings(
+  _config: WhatsappCloudConfig,
+  webhookUrl: URL | undefined,
+): ChannelWarning[] {
+  return webhookUrl && webhookUrl.protocol !== "https:"
+    ? [{ message: "Meta delivers webhooks only to https URLs: PUBLIC_URL is not https" }]
+    : [];
+}

@@ -1,6 +1,6 @@
 import { plainDialect, whatsappDialect } from "../../format/index.js";
 import { defineChannel } from "../types.js";
-import { DEFAULT_GRAPH_BASE, whatsappCloudSchema } from "./config.js";
+import { DEFAULT_GRAPH_BASE, whatsappCloudSchema, whatsappCloudWarnings } from "./config.js";
 import { parseWebhook } from "./inbound.js";
 import { sendText, sendTypingIndicator, TEXT_BODY_LIMIT, TYPING_INDICATOR_MS } from "./outbound.js";
 import { checkSubscription, precheckSignatureHeader, SIGNATURE_HEADER, verifySignature } from "./verify.js";
@@ -26,6 +26,7 @@ export const whatsappCloud = defineChannel({
   // The same markup as through Twilio; Meta counts the body as sent, markup included.
   format: { limit: TEXT_BODY_LIMIT, markup: whatsappDialect, plain: plainDialect, countsMarkup: true },
   maxBodyBytes: MAX_BODY_BYTES,
+  warnings: whatsappCloudWarnings,
 
   createAdapter: () => ({
     handshake: (url, config) =>

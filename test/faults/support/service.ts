@@ -29,7 +29,7 @@ export const IDS = {
   slackSigningSecret: "slack-fault-signing-secret-0d9e8f7a6b5c",
   slackBotToken: "xoxb-fault-slack-bot-token-31b2c3d4",
   slackTeam: "T0FAULT",
-  twilioSid: "AC0fau1t0000000000000000000000beef",
+  twilioSid: "AC0fa0170000000000000000000000beef",
   twilioToken: "twilio-fault-auth-token-4c5d6e7f8a9b",
   twilioFrom: "whatsapp:+14155238886",
   adminToken: "admin-fault-token-0123456789abcdef",
