@@ -21,7 +21,7 @@ export interface InboxWriterOptions {
 /**
  * Two inserts in flight: one waiting on PostgreSQL while the next gathers. Four made smaller statements and
  * acknowledged fewer webhooks per second. One cost PostgreSQL less CPU per webhook but acknowledged WhatsApp
- * webhooks about 10% slower at saturation (docs/performance.md, round 7).
+ * webhooks about 10% slower at saturation (docs/performance.md; round 7 in its git history).
  */
 const WEBHOOK_WRITES: InboxWriterOptions = { maxConcurrent: 2, maxRows: 500 };
 
