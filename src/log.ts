@@ -26,6 +26,8 @@ export function createLogger(level = "info", destination?: DestinationStream): L
     {
       level,
       redact: { paths: redactedPaths(), censor: "[redacted]" },
+      // "level":"warn", as the docs and a person name it, rather than pino's 40.
+      formatters: { level: (label) => ({ level: label }) },
       // The safety net for a site that logs an error object as `err`: only its safe message is written.
       serializers: { err: (value: unknown) => (typeof value === "string" ? value : safeMessage(value)) },
     },

@@ -285,7 +285,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
       ))!;
       expect(more).toEqual([]);
       expect(delivered).toMatchObject({
-        level: 30,
+        level: "info",
         tenant: TENANT,
         channel: driver.route,
         parts: parts.length,

@@ -65,7 +65,7 @@ describe("DATA_DIR of the embedded database", () => {
     const warning = world.logs
       .slice(from)
       .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .find((entry) => entry.level === 40 && String(entry.msg).startsWith("DATA_DIR was open"));
+      .find((entry) => entry.level === "warn" && String(entry.msg).startsWith("DATA_DIR was open"));
     expect(warning).toMatchObject({ data_dir: dataDir, paths: loose });
   }, 60_000);
 
@@ -82,7 +82,7 @@ describe("DATA_DIR of the embedded database", () => {
       const warning = world.logs
         .slice(from)
         .map((line) => JSON.parse(line) as Record<string, unknown>)
-        .find((entry) => entry.level === 40 && String(entry.msg).startsWith("DATA_DIR stays open"));
+        .find((entry) => entry.level === "warn" && String(entry.msg).startsWith("DATA_DIR stays open"));
       expect(warning).toMatchObject({ data_dir: dataDir, paths: 1 });
       expect(openToOthers(dataDir).map(({ path }) => path)).toEqual([stuck]);
     } finally {

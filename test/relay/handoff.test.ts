@@ -177,7 +177,7 @@ describe.skipIf(!POSTGRES_URL)("claims beside the handoff", () => {
     expect(await storeWhileStopping(pool)).toBe(1);
     const [leased] = await leases();
     expect(leased?.lease_owner).toMatch(/:/);
-    const warnings = lines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 40);
+    const warnings = lines.map((line) => JSON.parse(line)).filter((entry) => entry.level === "warn");
     expect(warnings).toContainEqual(
       expect.objectContaining({
         msg: "could not return messages to the queue; they go back when this process unregisters, or are taken over once it is silent",

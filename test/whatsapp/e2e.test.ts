@@ -123,7 +123,7 @@ describe("WhatsApp webhook", () => {
     expect(unsigned.status).toBe(403);
 
     const warning = bridge.logs.map((l) => JSON.parse(l)).find((l) => l.url === `${PUBLIC}${ROUTE}`);
-    expect(warning).toMatchObject({ level: 40, tenant: "acme" });
+    expect(warning).toMatchObject({ level: "warn", tenant: "acme" });
     expect(bridge.logs.join("\n")).not.toContain(TOKEN);
 
     // Give a worker the chance to (wrongly) pick something up before checking nothing was stored.

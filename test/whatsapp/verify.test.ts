@@ -133,7 +133,7 @@ describe("verifyTwilioSignature", () => {
     expect(error).toMatchObject({ status: 403, code: "PERMISSION_DENIED" });
     expect(lines).toHaveLength(1);
     const entry = JSON.parse(lines[0]!);
-    expect(entry).toMatchObject({ level: 40, tenant: "acme", url: `${PUBLIC}${PATH}` });
+    expect(entry).toMatchObject({ level: "warn", tenant: "acme", url: `${PUBLIC}${PATH}` });
     expect(lines[0]).not.toContain(TOKEN);
     expect(lines[0]).not.toContain(signature);
   });

@@ -260,15 +260,15 @@ export class ServiceProcess {
 
 /** Worlds not closed yet: when a test fails, their services' logs say what the processes saw. */
 const openWorlds = new Set<FaultWorld>();
-/** pino's level of `warn`. */
-const WARN = 40;
+/** The levels worth showing when a test fails; a line with none (a crash's stack, a broken chunk) too. */
+const NOT_WORTH_SHOWING = /"level":"(trace|debug|info)"/;
 const LAST_LINES = 50;
 
 afterEach((context) => {
   if (context.task.result?.state !== "fail") return;
   for (const world of openWorlds) {
     // Lines without a pino level (a crash's stack, a chunk's broken line) are shown too.
-    const warnings = world.logs.filter((line) => Number(/"level":(\d+)/.exec(line)?.[1] ?? WARN) >= WARN);
+    const warnings = world.logs.filter((line) => !NOT_WORTH_SHOWING.test(line));
     console.error(
       `services' warnings and errors (${warnings.length}):\n${warnings.join("\n")}\n` +
         `services' last ${LAST_LINES} log lines:\n${world.logs.slice(-LAST_LINES).join("\n")}`,
