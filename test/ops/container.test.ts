@@ -31,6 +31,14 @@ interface Stage {
   instructions: Instruction[];
 }
 
+/** `ARG NAME=default` lines before the first FROM: build arguments every stage may declare and use. */
+function globalArgs(text: string): Record<string, string> {
+  const head = text.split(/^FROM\s/m)[0] ?? "";
+  return Object.fromEntries(
+    [...head.matchAll(/^ARG\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)\s*$/gm)].map((m) => [m[1]!, m[2]!]),
+  );
+}
+
 function parseDockerfile(text: string): Stage[] {
   const joined = text.replace(/\\\r?\n/g, " ");
   const stages: Stage[] = [];
@@ -63,6 +71,7 @@ function copyOf(args: string): { from?: string; sources: string[]; dest: string 
 const execForm = (args: string): string[] => JSON.parse(args) as string[];
 
 const dockerfile = parseDockerfile(read("docker/Dockerfile"));
+const buildArgs = globalArgs(read("docker/Dockerfile"));
 const buildStage = dockerfile.find((s) => s.name === "build")!;
 const runtime = dockerfile.at(-1)!;
 const runtimeOps = (op: string) => runtime.instructions.filter((i) => i.op === op);
@@ -94,9 +103,48 @@ describe("Dockerfile", () => {
     expect(JSON.parse(read("package.json")).scripts.build).toBe("tsc -p tsconfig.build.json");
   });
 
+  it("installs exactly the locked versions (`npm ci`) with the npm this suite runs", async () => {
+    const runs = (stage: Stage) => stage.instructions.filter((i) => i.op === "RUN").map((i) => i.args);
+    expect(runs(buildStage).some((a) => /^npm ci\b/.test(a))).toBe(true);
+    expect(runs(runtime).some((a) => /^npm ci --omit=dev --ignore-scripts\b/.test(a))).toBe(true);
+    // The only `npm install` is npm itself, at the version the lock file is read with here and in CI.
+    for (const stage of [buildStage, runtime]) {
+      const installs = runs(stage).filter((a) => /\bnpm (install|i)\b/.test(a));
+      expect(installs, stage.name).toEqual([expect.stringMatching(/^npm install -g npm@\$\{NPM_VERSION\} /)]);
+      expect(stage.instructions.map((i) => `${i.op} ${i.args}`)).toContain("ARG NPM_VERSION");
+    }
+    const { stdout } = await run("npm", ["--version"]);
+    expect(buildArgs.NPM_VERSION, "docker/Dockerfile's NPM_VERSION is the npm this suite runs").toBe(
+      stdout.trim(),
+    );
+    expect(read(".ci/run")).toMatch(/^npm ci\b/m);
+    expect(read(".ci/run")).not.toMatch(/^npm install\b/m);
+  });
+
+  it("package-lock.json records every platform's optional package, which `npm ci` requires on any platform", () => {
+    const lock = JSON.parse(read("package-lock.json")) as {
+      packages: Record<string, { optionalDependencies?: Record<string, string>; version?: string }>;
+    };
+    /** Where Node would find `name` from the package at `path`: its own node_modules, then its parents'. */
+    const resolved = (path: string, name: string): string | undefined => {
+      for (let dir = path; ; dir = dir.slice(0, Math.max(0, dir.lastIndexOf("/node_modules/")))) {
+        const candidate = `${dir ? `${dir}/` : ""}node_modules/${name}`;
+        if (lock.packages[candidate]) return candidate;
+        if (dir === "") return undefined;
+      }
+    };
+    let optional = 0;
+    for (const [path, entry] of Object.entries(lock.packages)) {
+      for (const name of Object.keys(entry.optionalDependencies ?? {})) {
+        optional++;
+        expect(resolved(path, name), `${path || "(root)"} → ${name}`).toBeDefined();
+      }
+    }
+    // biome, esbuild (three versions), rolldown, lightningcss: ten platform packages each and more.
+    expect(optional).toBeGreaterThan(60);
+  });
+
   it("runs compiled JavaScript with production dependencies only, as a non-root user", () => {
-    const installs = runtimeOps("RUN").map((i) => i.args);
-    expect(installs.some((a) => /npm install --omit=dev --ignore-scripts/.test(a))).toBe(true);
     expect(runtimeOps("COPY").some((i) => /(^|\s)src\b/.test(copyOf(i.args).sources.join(" ")))).toBe(false);
     expect(runtimeOps("USER").map((i) => i.args)).toEqual(["node"]);
     expect(entrypoint).toEqual(["node", ...HEAP_FLAGS, "bin/bridge.js"]);
@@ -150,10 +198,11 @@ beforeAll(async () => {
     if (copy.from) continue;
     for (const source of copy.sources) cpSync(join(ROOT, source), join(app, source), { recursive: true });
   }
-  // The runtime stage's install command, as the Dockerfile runs it.
+  // The runtime stage's install command, as the Dockerfile runs it: `npm ci` also fails here when
+  // package-lock.json is out of date.
   const install = runtimeOps("RUN")
     .map((i) => i.args)
-    .find((a) => a.startsWith("npm install"));
+    .find((a) => a.startsWith("npm ci"));
   const args = install!.split("&&")[0]!.trim().split(/\s+/).slice(1);
   await run("npm", [...args, "--prefer-offline"], { cwd: app });
 }, 180_000);
