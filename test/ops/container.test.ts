@@ -1,74 +1,36 @@
 /**
- * What can be checked about the container without a Docker engine: the Dockerfile's COPY sources exist after
- * a build, the runtime stage's install + start command serve /healthz and stop cleanly on SIGTERM, the
- * HEALTHCHECK command itself works, and compose's wiring (env names, port, health checks) matches the
- * service's settings.
+ * What can be checked about the container without a Docker engine: the Dockerfile installs the locked
+ * versions with `npm ci`; the runtime stage's install + start command serve /healthz and stop cleanly on
+ * SIGTERM; the HEALTHCHECK command itself works; compose's wiring (env names, the optional config file, port,
+ * health checks) matches the service's settings, and .env.example names what the deploy guide tells people
+ * to set.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { containerNodeFlags } from "../../bench/node-flags.js";
 import { SHORTHAND_VARIABLES, settingsSchema } from "../../src/config/env.js";
+import {
+  type ComposeFile,
+  composeVariables,
+  copyOf,
+  execForm,
+  globalArgs,
+  parseDockerfile,
+  type Stage,
+  withConfigFile,
+} from "../support/container-files.js";
 
 const run = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
 
-// --- Dockerfile parsing ---------------------------------------------------------------------------------
-
-interface Instruction {
-  op: string;
-  args: string;
-}
-interface Stage {
-  name: string;
-  base: string;
-  instructions: Instruction[];
-}
-
-/** `ARG NAME=default` lines before the first FROM: build arguments every stage may declare and use. */
-function globalArgs(text: string): Record<string, string> {
-  const head = text.split(/^FROM\s/m)[0] ?? "";
-  return Object.fromEntries(
-    [...head.matchAll(/^ARG\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)\s*$/gm)].map((m) => [m[1]!, m[2]!]),
-  );
-}
-
-function parseDockerfile(text: string): Stage[] {
-  const joined = text.replace(/\\\r?\n/g, " ");
-  const stages: Stage[] = [];
-  for (const raw of joined.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) continue;
-    const match = /^(\S+)\s+(.*)$/.exec(line);
-    if (!match) continue;
-    const op = match[1]!.toUpperCase();
-    const args = match[2]!.trim();
-    if (op === "FROM") {
-      const [base = "", , name] = args.split(/\s+/);
-      stages.push({ name: name ?? String(stages.length), base, instructions: [] });
-    } else {
-      stages.at(-1)?.instructions.push({ op, args });
-    }
-  }
-  return stages;
-}
-
-/** COPY's flags and sources (the last word is the destination). */
-function copyOf(args: string): { from?: string; sources: string[]; dest: string } {
-  const words = args.startsWith("[") ? (JSON.parse(args) as string[]) : args.split(/\s+/);
-  const flags = words.filter((w) => w.startsWith("--"));
-  const paths = words.filter((w) => !w.startsWith("--"));
-  const from = flags.find((f) => f.startsWith("--from="))?.slice("--from=".length);
-  return { ...(from && { from }), sources: paths.slice(0, -1), dest: paths.at(-1)! };
-}
-
-const execForm = (args: string): string[] => JSON.parse(args) as string[];
+// --- the Dockerfile -----------------------------------------------------------------------------------------
 
 const dockerfile = parseDockerfile(read("docker/Dockerfile"));
 const buildArgs = globalArgs(read("docker/Dockerfile"));
@@ -304,32 +266,20 @@ function listeningUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
 
 // --- compose -----------------------------------------------------------------------------------------------
 
-interface ComposeService {
-  image?: string;
-  build?: { context: string; dockerfile: string };
-  command?: string[];
-  environment?: Record<string, string>;
-  env_file?: string | string[];
-  ports?: string[];
-  depends_on?: Record<string, { condition: string }>;
-  healthcheck?: { test: string[] | string };
-  volumes?: string[];
-}
-
 describe("docker/compose.yaml", () => {
-  const compose = parseYaml(read("docker/compose.yaml")) as {
-    services: Record<string, ComposeService>;
-    volumes?: Record<string, unknown>;
-  };
+  const composeText = read("docker/compose.yaml");
+  const compose = parseYaml(composeText) as ComposeFile;
   const db = compose.services.db!;
   const bridge = compose.services.bridge!;
   const env = bridge.environment ?? {};
   /** Compose-style `${NAME:-default}` → default. */
   const interpolate = (value: string) => value.replace(/\$\{[A-Z_]+:-([^}]*)\}/g, "$1");
+  /** The variables .env.example names, set or commented out. */
+  const named = new Set([...read(".env.example").matchAll(/^#?\s?([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!));
 
   it("runs PostgreSQL 16 with a named volume and a pg_isready health check", () => {
     expect(db.image).toMatch(/^postgres:16/);
-    const volume = db.volumes?.[0]?.split(":")[0] ?? "";
+    const volume = String(db.volumes?.[0]).split(":")[0] ?? "";
     expect(compose.volumes).toHaveProperty(volume);
     expect(JSON.stringify(db.healthcheck?.test)).toContain("pg_isready");
   });
@@ -354,12 +304,66 @@ describe("docker/compose.yaml", () => {
     expect(url.pathname).toBe(`/${dbEnv.POSTGRES_DB}`);
   });
 
-  it("reads an env file whose template (.env.example) names only known variables, all of them", () => {
+  it("reads an env file whose template (.env.example) names every variable the service and compose read", () => {
     expect(bridge.env_file).toBe(".env");
     const known = knownVariables();
-    const named = new Set([...read(".env.example").matchAll(/^#?\s?([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1]!));
-    for (const name of named) expect(known, `.env.example names ${name}`).toContain(name);
-    for (const name of known) expect(named, `.env.example lacks ${name}`).toContain(name);
+    const composes = composeVariables(compose);
+    expect(composes).toContain("POSTGRES_PASSWORD");
+    // Besides those: secrets a config file refers to, as in README's example (`${ACME_TELEGRAM_TOKEN}`).
+    const readmeExample = [...read("README.md").matchAll(/```yaml\n([\s\S]*?)```/g)].flatMap((m) =>
+      [...m[1]!.matchAll(/\$\{([A-Z][A-Z0-9_]*)\}/g)].map((r) => r[1]!),
+    );
+    for (const name of named)
+      expect([...known, ...composes, ...readmeExample], `.env.example names ${name}`).toContain(name);
+    for (const name of [...known, ...composes]) expect(named, `.env.example lacks ${name}`).toContain(name);
+  });
+
+  it(".env.example names every variable docs/deploy.md tells people to set", () => {
+    const told = variablesIn(read("docs/deploy.md"));
+    expect(told).toEqual(
+      expect.arrayContaining(["POSTGRES_PASSWORD", "BRIDGE_SECRET_KEY", "QUICKCHAT_*", "WHATSAPP_CLOUD_*"]),
+    );
+    for (const name of told) {
+      // The image's own (NODE_ENV) and `docker build --build-arg`s (NPM_VERSION) are not set in .env.
+      if (PLATFORM_VARIABLES.has(name) || name in buildArgs) continue;
+      if (name.endsWith("_*")) {
+        const prefix = name.slice(0, -1);
+        expect(
+          [...named].some((n) => n.startsWith(prefix)),
+          `.env.example names no ${name}`,
+        ).toBe(true);
+      } else {
+        expect(named, `.env.example lacks ${name}`).toContain(name);
+      }
+    }
+  });
+
+  it("mounts a config file read-only and points BRIDGE_CONFIG at it once its commented lines are switched on", () => {
+    // As shipped: no config file, so .env alone (the shorthand) makes the tenant and nothing needs to exist.
+    expect(env.BRIDGE_CONFIG).toBeUndefined();
+    expect(bridge.volumes).toBeUndefined();
+
+    const configured = (parseYaml(withConfigFile(composeText)) as ComposeFile).services.bridge!;
+    const { BRIDGE_CONFIG: configPath, ...others } = configured.environment ?? {};
+    expect(configPath).toMatch(/^\/\S+\.yaml$/);
+    expect(configured.volumes).toEqual([
+      {
+        type: "bind",
+        source: "./bridge.yaml",
+        target: configPath,
+        read_only: true,
+        bind: { create_host_path: false },
+      },
+    ]);
+    // Nothing else changes.
+    expect({ ...configured, environment: others, volumes: undefined }).toEqual({
+      ...bridge,
+      volumes: undefined,
+    });
+    // The file, docker/bridge.yaml, may hold secrets: neither git nor the image build takes it.
+    const mounted = relative(ROOT, resolve(ROOT, "docker", "./bridge.yaml"));
+    expect(read(".gitignore").split("\n")).toContain(mounted);
+    expect(read(".dockerignore").split("\n")).toContain(mounted);
   });
 
   it("publishes the port the bridge listens on and starts it once the database is healthy", () => {
@@ -374,3 +378,17 @@ describe("docker/compose.yaml", () => {
     expect(test).toContain(`:${port}/healthz`);
   });
 });
+
+/**
+ * The environment variables a Markdown text names in its code spans and blocks: UPPER_SNAKE_CASE names (not
+ * values: `Body=VOICE_CALL_REQUEST`), and `PREFIX_*` for a family of them.
+ */
+function variablesIn(markdown: string): string[] {
+  const code = [...markdown.matchAll(/```[a-z]*\n([\s\S]*?)```|`([^`\n]+)`/g)].map((m) => m[1] ?? m[2] ?? "");
+  const names = code.flatMap((c) =>
+    [...c.matchAll(/(?<![\w$=])([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*_\*|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)(?!\w)/g)].map(
+      (m) => m[1]!,
+    ),
+  );
+  return [...new Set(names)];
+}
