@@ -1,22 +1,35 @@
 /**
  * What can be checked about the container without a Docker engine: the Dockerfile installs the locked
- * versions with `npm ci`; the runtime stage's install + start command serve /healthz and stop cleanly on
- * SIGTERM; the HEALTHCHECK command itself works; compose's wiring (env names, the optional config file, port,
- * health checks) matches the service's settings, and .env.example names what the deploy guide tells people
- * to set.
+ * versions with `npm ci`; the runtime stage, rebuilt in a temp directory from its own COPY lines and install
+ * command, serves /healthz, relays a message and stops cleanly on SIGTERM; the HEALTHCHECK command itself
+ * works; compose's wiring (env names, the optional config file, port, health checks) matches the service's
+ * settings, and .env.example names what the deploy guide tells people to set.
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, relative, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { containerNodeFlags } from "../../bench/node-flags.js";
 import { SHORTHAND_VARIABLES, settingsSchema } from "../../src/config/env.js";
+import { QuickchatFake } from "../fakes/quickchat.js";
+import { startFake } from "../fakes/server.js";
+import { createTelegramFake, deliverUpdate } from "../fakes/telegram.js";
 import {
   type ComposeFile,
+  type Copy,
   composeVariables,
   copyOf,
   execForm,
@@ -25,6 +38,9 @@ import {
   type Stage,
   withConfigFile,
 } from "../support/container-files.js";
+import { createTestDatabase, POSTGRES_URL } from "../support/db.js";
+import { waitFor } from "../support/harness.js";
+import { ALICE, BOB, BOT, messageUpdate, privateChat, textMessage } from "../telegram/updates.js";
 
 const run = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -149,19 +165,31 @@ describe("Dockerfile", () => {
 let work: string;
 let app: string;
 
+/** Docker's COPY into `app`: a directory's contents go to the destination, a file into a destination ending in /. */
+function copyInto(app: string, copy: Copy, buildDir: string): void {
+  const buildWorkdir = buildStage.instructions.find((i) => i.op === "WORKDIR")!.args;
+  for (const source of copy.sources) {
+    const from = copy.from === "build" ? join(buildDir, relative(buildWorkdir, source)) : join(ROOT, source);
+    // A build output the build did not make: "every path COPY --from=build takes exists" names it.
+    if (!existsSync(from)) continue;
+    const into =
+      statSync(from).isFile() && copy.dest.endsWith("/") ? join(copy.dest, basename(source)) : copy.dest;
+    cpSync(from, join(app, into), { recursive: true });
+  }
+}
+
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "bridge-container-"));
   app = join(work, "app");
+  const build = join(work, "build");
   mkdirSync(app);
-  // The build stage: `npm run build` is `tsc -p tsconfig.build.json`; emit into the temp copy instead of dist/.
-  await run("npx", ["tsc", "-p", "tsconfig.build.json", "--outDir", join(app, "dist")], { cwd: ROOT });
-  // The runtime stage's context copies (COPY --from=build /app/dist is the build output above).
-  for (const copy of runtimeOps("COPY").map((i) => copyOf(i.args))) {
-    if (copy.from) continue;
-    for (const source of copy.sources) cpSync(join(ROOT, source), join(app, source), { recursive: true });
-  }
-  // The runtime stage's install command, as the Dockerfile runs it: `npm ci` also fails here when
-  // package-lock.json is out of date.
+  // The build stage: `npm run build` is `tsc -p tsconfig.build.json`, which emits to dist/; here into the
+  // temp directory standing for the build stage's WORKDIR.
+  await run("npx", ["tsc", "-p", "tsconfig.build.json", "--outDir", join(build, "dist")], { cwd: ROOT });
+  // The runtime stage's COPY lines, in order, from the repository (the build context) and the build.
+  for (const copy of runtimeOps("COPY").map((i) => copyOf(i.args))) copyInto(app, copy, build);
+  // The runtime stage's install command, as the Dockerfile runs it (`npm ci` also fails when
+  // package-lock.json is out of date). From npm's cache when CI's own `npm ci` has just filled it.
   const install = runtimeOps("RUN")
     .map((i) => i.args)
     .find((a) => a.startsWith("npm ci"));
@@ -173,17 +201,91 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
+/** The bridge started as the image starts it: the ENTRYPOINT with `serve`, in the runtime stage's layout. */
+interface RunningService {
+  url: string;
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string;
+  /** Sends `signal` unless it has exited; resolves with its exit code once it has. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+async function startService(env: Record<string, string>): Promise<RunningService> {
+  // The ENTRYPOINT's own arguments: Node refuses a flag it does not know, so this also checks the flags.
+  const child = spawn(process.execPath, [...entrypoint.slice(1), "serve"], { cwd: app, env });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  const stop = async (signal: NodeJS.Signals = "SIGTERM") => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    return exited;
+  };
+  try {
+    const url = await listeningUrl(child, () => output, 30_000);
+    return { url, output: () => output, stop };
+  } catch (err) {
+    await stop("SIGKILL");
+    throw err;
+  }
+}
+
+/** Resolves with the url of the bridge's "listening" log line. */
+function listeningUrl(child: ChildProcess, output: () => string, timeoutMs: number): Promise<string> {
+  return new Promise((resolveUrl, reject) => {
+    const done = (error?: Error, url?: string) => {
+      clearTimeout(timer);
+      child.stdout?.off("data", onData);
+      child.off("exit", onExit);
+      if (error) reject(error);
+      else resolveUrl(url!);
+    };
+    const timer = setTimeout(
+      () => done(new Error(`no "listening" line within ${timeoutMs} ms:\n${output()}`)),
+      timeoutMs,
+    );
+    const onData = () => {
+      for (const line of output().split("\n")) {
+        try {
+          const entry = JSON.parse(line) as { msg?: string; url?: string };
+          if (entry.msg === "listening" && entry.url) return done(undefined, entry.url);
+        } catch {
+          // not a complete JSON line yet
+        }
+      }
+    };
+    const onExit = (code: number | null) =>
+      done(new Error(`bridge exited with ${code} before listening:\n${output()}`));
+    // After the output collector's own listener, so output() already holds the chunk.
+    child.stdout?.on("data", onData);
+    child.once("exit", onExit);
+  });
+}
+
+/** What every start of the service gets: the image's ENV, a home, and a loopback port of its own choosing. */
+const baseEnv = (): Record<string, string> => ({
+  PATH: process.env.PATH ?? "",
+  HOME: work,
+  ...runtimeEnv,
+  PORT: "0",
+  HOST: "127.0.0.1",
+});
+
 describe("runtime stage (rebuilt without Docker)", () => {
   it("every path COPY --from=build takes exists after the build", () => {
     for (const copy of runtimeOps("COPY").map((i) => copyOf(i.args))) {
       if (copy.from !== "build") continue;
       for (const source of copy.sources) {
         expect(source.startsWith("/app/"), source).toBe(true);
-        expect(existsSync(join(app, source.slice("/app/".length))), `COPY --from=build ${source}`).toBe(true);
+        expect(
+          existsSync(join(work, "build", source.slice("/app/".length))),
+          `COPY --from=build ${source}`,
+        ).toBe(true);
       }
     }
     expect(existsSync(join(app, "dist/main.js"))).toBe(true);
     expect(existsSync(join(app, "drizzle/meta/_journal.json"))).toBe(true);
+    expect(existsSync(join(app, "bin/bridge.js"))).toBe(true);
   });
 
   it("has no TypeScript toolchain at run time", () => {
@@ -194,20 +296,11 @@ describe("runtime stage (rebuilt without Docker)", () => {
 
   it("the ENTRYPOINT with `serve` listens, answers /healthz and the HEALTHCHECK, and exits 0 on SIGTERM", async () => {
     const dataDir = join(work, "data");
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? "",
-      HOME: work,
-      ...runtimeEnv,
-      PORT: "0",
-      HOST: "127.0.0.1",
-      DATA_DIR: dataDir,
-    };
-    // The ENTRYPOINT's own arguments: Node refuses a flag it does not know, so this also checks the flags.
-    const child = spawn(process.execPath, [...entrypoint.slice(1), "serve"], { cwd: app, env });
+    const env = { ...baseEnv(), DATA_DIR: dataDir };
+    const service = await startService(env);
     try {
-      const url = await listeningUrl(child, 30_000);
-      expect((await fetch(`${url}/healthz`)).status).toBe(200);
-      expect((await fetch(`${url}/readyz`)).status).toBe(200);
+      expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
+      expect((await fetch(`${service.url}/readyz`)).status).toBe(200);
       expect(existsSync(dataDir)).toBe(true);
 
       // The HEALTHCHECK's own command, run as Docker would inside the container.
@@ -215,54 +308,124 @@ describe("runtime stage (rebuilt without Docker)", () => {
       expect(healthcheck).toContain("/healthz");
       const command = execForm(healthcheck.slice(healthcheck.indexOf("CMD") + 3).trim());
       expect(command[0]).toBe("node");
-      const port = new URL(url).port;
+      const port = new URL(service.url).port;
       await expect(
         run(process.execPath, command.slice(1), { env: { ...env, PORT: port } }),
       ).resolves.toBeDefined();
 
-      const exit = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
-      child.kill("SIGTERM");
-      expect(await exit).toBe(0);
+      expect(await service.stop()).toBe(0);
       // Once stopped, the same health check reports failure.
       await expect(
         run(process.execPath, command.slice(1), { env: { ...env, PORT: port } }),
       ).rejects.toThrow();
     } finally {
-      if (child.exitCode === null) child.kill("SIGKILL");
+      await service.stop("SIGKILL");
+    }
+  }, 60_000);
+
+  it("relays a Telegram message to a tenant of compose's mounted config file and to the env-only tenant", async () => {
+    const acme = {
+      scenario: "acme-scenario",
+      token: "acme-quickchat-token",
+      bot: "7000000001:AAacmeBotToken_0000000000000000000",
+      secret: "acme-webhook-secret",
+    };
+    const only = {
+      scenario: "env-scenario",
+      token: "env-quickchat-token",
+      bot: "7000000002:AAenvBotToken_00000000000000000000",
+      secret: "env-webhook-secret",
+    };
+    const quickchat = await new QuickchatFake({
+      scenarios: { [acme.scenario]: acme.token, [only.scenario]: only.token },
+    }).start();
+    const telegram = createTelegramFake({ [acme.bot]: BOT, [only.bot]: BOT });
+    const telegramApi = await startFake(telegram.app);
+    // PostgreSQL as compose runs it when the suite has one (CI), else the image's default: PGlite in DATA_DIR.
+    const database = await createTestDatabase(POSTGRES_URL ? "postgres" : "pglite");
+    let service: RunningService | undefined;
+    try {
+      // The config file where compose mounts it (docs/deploy.md), under the temp directory for the root.
+      const compose = parseYaml(withConfigFile(read("docker/compose.yaml"))) as ComposeFile;
+      const configPath = join(work, "root", compose.services.bridge!.environment!.BRIDGE_CONFIG!);
+      mkdirSync(dirname(configPath), { recursive: true });
+      writeFileSync(
+        configPath,
+        // As README's example has it: the secrets are references, filled from the environment (docker/.env).
+        `tenants:
+  - id: acme
+    quickchat:
+      scenario_id: ${acme.scenario}
+      token: \${ACME_QUICKCHAT_TOKEN}
+      base_url: ${quickchat.url}
+    telegram:
+      bot_token: \${ACME_TELEGRAM_TOKEN}
+      webhook_secret: \${ACME_TELEGRAM_SECRET}
+      api_root: ${telegramApi.url}
+`,
+      );
+      service = await startService({
+        ...baseEnv(),
+        DATA_DIR: join(work, "relay-data"),
+        ...(database.url && { DATABASE_URL: database.url }),
+        BRIDGE_CONFIG: configPath,
+        // docker/.env: the secrets the config file names ...
+        ACME_QUICKCHAT_TOKEN: acme.token,
+        ACME_TELEGRAM_TOKEN: acme.bot,
+        ACME_TELEGRAM_SECRET: acme.secret,
+        // ... and the single-tenant shorthand, which alone makes the tenant `default`.
+        QUICKCHAT_SCENARIO_ID: only.scenario,
+        QUICKCHAT_TOKEN: only.token,
+        QUICKCHAT_BASE_URL: quickchat.url,
+        TELEGRAM_BOT_TOKEN: only.bot,
+        TELEGRAM_WEBHOOK_SECRET: only.secret,
+        TELEGRAM_API_ROOT: telegramApi.url,
+      });
+
+      const toAcme = await deliverUpdate(
+        `${service.url}/webhooks/acme/telegram`,
+        messageUpdate(textMessage("Hello acme", { chat: privateChat(ALICE) })),
+        acme.secret,
+      );
+      expect(toAcme.status).toBe(200);
+      const toDefault = await deliverUpdate(
+        `${service.url}/webhooks/default/telegram`,
+        messageUpdate(textMessage("Hello default", { chat: privateChat(BOB) })),
+        only.secret,
+      );
+      expect(toDefault.status).toBe(200);
+
+      const sent = () => telegram.callsTo("sendMessage");
+      await waitFor(() => sent().length >= 2, 15_000, "both replies at the Telegram fake");
+      const byChat = <T extends { chatId: number }>(items: T[]) => items.sort((x, y) => x.chatId - y.chatId);
+      // Each reply came from its own tenant's bot, with Quickchat's HTML rendered for Telegram.
+      expect(
+        byChat(sent().map((call) => ({ chatId: Number(call.params.chat_id), bot: call.token }))),
+      ).toEqual([
+        { chatId: ALICE.id, bot: acme.bot },
+        { chatId: BOB.id, bot: only.bot },
+      ]);
+      expect(byChat(telegram.messages)).toEqual([
+        { chatId: ALICE.id, text: "You said: Hello acme\n(message 2)" },
+        { chatId: BOB.id, text: "You said: Hello default\n(message 2)" },
+      ]);
+      expect(quickchat.calls.map((c) => c.body.scenario_id).sort()).toEqual(
+        [acme.scenario, only.scenario].sort(),
+      );
+      expect(telegram.rejections).toEqual([]);
+
+      expect(await service.stop()).toBe(0);
+      // Neither tenant's secrets reach the logs.
+      for (const secret of [acme.token, acme.bot, acme.secret, only.token, only.bot, only.secret])
+        expect(service.output()).not.toContain(secret);
+    } finally {
+      await service?.stop("SIGKILL");
+      await telegramApi.close();
+      await quickchat.close();
+      await database.drop();
     }
   }, 60_000);
 });
-
-/** Resolves with the url of the bridge's "listening" log line. */
-function listeningUrl(child: ChildProcess, timeoutMs: number): Promise<string> {
-  return new Promise((resolveUrl, reject) => {
-    let output = "";
-    const timer = setTimeout(
-      () => reject(new Error(`no "listening" line within ${timeoutMs} ms:\n${output}`)),
-      timeoutMs,
-    );
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      for (const line of output.split("\n")) {
-        try {
-          const entry = JSON.parse(line) as { msg?: string; url?: string };
-          if (entry.msg === "listening" && entry.url) {
-            clearTimeout(timer);
-            resolveUrl(entry.url);
-          }
-        } catch {
-          // not a complete JSON line yet
-        }
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`bridge exited with ${code} before listening:\n${output}`));
-    });
-  });
-}
 
 // --- compose -----------------------------------------------------------------------------------------------
 
