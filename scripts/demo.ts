@@ -8,7 +8,7 @@ import type { Update } from "grammy/types";
 import { startBridge } from "../src/bridge.js";
 import { readSettings } from "../src/config/env.js";
 import { tenantSchema } from "../src/config/schema.js";
-import { createLogger } from "../src/log.js";
+import { createLogger, logDestination } from "../src/log.js";
 import { QuickchatFake } from "../test/fakes/quickchat.js";
 import { startFake } from "../test/fakes/server.js";
 import { createTelegramFake, deliverUpdate } from "../test/fakes/telegram.js";
@@ -52,7 +52,7 @@ async function main(): Promise<void> {
         }),
       ],
     },
-    log: createLogger(settings.LOG_LEVEL),
+    log: createLogger(settings.LOG_LEVEL, logDestination(settings.LOG_FORMAT)),
     http: true,
     worker: true,
   });

@@ -1,4 +1,5 @@
 import { type DestinationStream, type Logger, pino } from "pino";
+import prettyStream from "pino-pretty";
 import { descriptors } from "./channels/registry.js";
 import { databaseCause, isDatabaseError } from "./db/errors.js";
 
@@ -19,6 +20,22 @@ function redactedPaths(): string[] {
     ...[...keys].flatMap((key) => [key, `*.${key}`, `*.*.${key}`]),
     ...headers.map((header) => `req.headers[${JSON.stringify(header)}]`),
   ];
+}
+
+/**
+ * Where the service's lines go: stdout, as JSON lines (what log pipelines read), or as pretty, coloured lines
+ * for a person at a terminal. Unset, the format follows stdout: a terminal gets pretty lines.
+ */
+export function logDestination(format?: "json" | "pretty"): DestinationStream {
+  const pretty = format === "pretty" || (format === undefined && process.stdout.isTTY === true);
+  if (!pretty) return pino.destination({ dest: 1, sync: true });
+  return prettyStream({
+    destination: 1,
+    sync: true,
+    colorize: process.stdout.isTTY === true,
+    translateTime: "SYS:HH:MM:ss.l",
+    ignore: "pid,hostname",
+  });
 }
 
 export function createLogger(level = "info", destination?: DestinationStream): Logger {

@@ -7,7 +7,7 @@ import { type AppConfig, loadConfig } from "./config/index.js";
 import { openDatabase } from "./db/client.js";
 import { migrate } from "./db/migrate.js";
 import { ConfigError } from "./errors.js";
-import { createLogger, errorFields, type Logger, stackFrames } from "./log.js";
+import { createLogger, errorFields, type Logger, logDestination, stackFrames } from "./log.js";
 import { loadSecretKeys, SecretBox } from "./tenants/secrets.js";
 import { rotateKey } from "./tenants/store.js";
 
@@ -64,7 +64,8 @@ const VERSION = (
 
 function setup(): { config: AppConfig; log: Logger } {
   const config = loadConfig(process.env);
-  return { config, log: createLogger(config.settings.LOG_LEVEL) };
+  const { LOG_LEVEL, LOG_FORMAT } = config.settings;
+  return { config, log: createLogger(LOG_LEVEL, logDestination(LOG_FORMAT)) };
 }
 
 async function run(http: boolean): Promise<void> {

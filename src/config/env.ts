@@ -25,6 +25,8 @@ export const settingsSchema = z.object({
       if (problem) ctx.addIssue({ code: "custom", message: problem });
     }),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** JSON lines, or pretty lines for a person; unset, pretty when stdout is a terminal. */
+  LOG_FORMAT: z.enum(["json", "pretty"]).optional(),
   /** Messages processed at once by this process's worker pool (each mostly waits on Quickchat). */
   WORKER_CONCURRENCY: int(1).default(512),
   /** Messages of one tenant processed at once by this process (fairness between tenants). */

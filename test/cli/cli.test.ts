@@ -129,6 +129,20 @@ describe("bridge CLI", () => {
     expect(await exited).toBe(0);
   });
 
+  it("prints readable lines with LOG_FORMAT=pretty, JSON lines when stdout is not a terminal", async () => {
+    const dir = tempDir();
+    const env = { DATA_DIR: join(dir, "data") };
+    const pretty = await bridge(["migrate"], { ...env, LOG_FORMAT: "pretty" }, dir);
+    expect(pretty.status).toBe(0);
+    expect(pretty.stdout).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: migrations applied$/m);
+    expect(pretty.stdout).not.toContain("{");
+    const json = await bridge(["migrate"], env, dir);
+    expect(JSON.parse(json.stdout.trim().split("\n").at(-1)!)).toMatchObject({
+      level: "info",
+      msg: "migrations applied",
+    });
+  });
+
   describe("command line", () => {
     it("names an unknown command and the one meant, instead of taking it for serve's argument", async () => {
       const result = await bridge(["chek-config"]);
