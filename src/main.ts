@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
-import { startBridge } from "./bridge.js";
+import { type RunningBridge, startBridge } from "./bridge.js";
 import { getTelegramWebhookInfo, setTelegramWebhook, TelegramCallError } from "./channels/telegram/index.js";
 import { checkConfig } from "./cli/check-config.js";
 import { type AppConfig, loadConfig } from "./config/index.js";
@@ -70,13 +70,13 @@ function setup(): { config: AppConfig; log: Logger } {
 
 async function run(http: boolean): Promise<void> {
   const { config, log } = setup();
-  const bridge = await startBridge({ config, log, http, worker: true });
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+  // Listening before starting: a SIGTERM during startup (a rollout, an orchestrator's quick stop) stops the
+  // service once it is up, instead of killing it mid-migration or mid-listen with the default action.
+  let signalled: string | undefined;
+  let bridge: RunningBridge | undefined;
+  const stop = (running: RunningBridge, signal: string) => {
     log.info({ signal }, "shutting down");
-    bridge.stop().then(
+    running.stop().then(
       () => process.exit(0),
       (err: unknown) => {
         log.error(errorFields(err), "shutdown failed");
@@ -84,8 +84,15 @@ async function run(http: boolean): Promise<void> {
       },
     );
   };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+  const onSignal = (signal: string) => {
+    if (signalled) return;
+    signalled = signal;
+    if (bridge) stop(bridge, signal);
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  bridge = await startBridge({ config, log, http, worker: true });
+  if (signalled) stop(bridge, signalled);
 }
 
 /** The `telegram` block of a tenant of the configuration (the CLI does not read the admin API's tenants). */

@@ -123,6 +123,24 @@ describe("graceful shutdown under load", () => {
     expect(await second.exited).toBe(0);
   });
 
+  it("a SIGTERM during startup stops the service gracefully once it is up (exit 0, not killed)", async () => {
+    const child = spawn(process.execPath, [BIN, "serve"], { env: { ...process.env, ...env } });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    onTestFinished(async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    });
+    let output = "";
+    // The first line is written while the database opens, long before the service listens.
+    child.stdout.once("data", () => child.kill("SIGTERM"));
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    expect(await exited).toBe(0);
+    expect(output).toMatch(/"msg":"shutting down"/);
+    expect(output).toMatch(/"msg":"stopped"/);
+  });
+
   it("exits on SIGTERM when the reader of its stdout is gone (a failed log write never holds up exit)", async () => {
     const service = await startService(env);
     // The parent stops reading: the service's next log lines (the shutdown's) fail with EPIPE.
