@@ -22,15 +22,20 @@ interface Service {
   exited: Promise<number | null>;
 }
 
-/** The real service as a child process, so SIGTERM is a real signal. */
-function startService(env: Record<string, string>): Promise<Service> {
+/** The real service as a child process, so SIGTERM is a real signal; ended when the test ends, however. */
+function spawnService(env: Record<string, string>): Omit<Service, "url"> {
   const child = spawn(process.execPath, [BIN, "serve"], { env: { ...process.env, ...env } });
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  // A test that fails midway still ends its service.
   onTestFinished(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     await exited;
   });
+  return { child, exited };
+}
+
+/** A service, once it listens. */
+function startService(env: Record<string, string>): Promise<Service> {
+  const { child, exited } = spawnService(env);
   let output = "";
   return new Promise((resolve, reject) => {
     const read = (chunk: Buffer) => {
@@ -124,16 +129,11 @@ describe("graceful shutdown under load", () => {
   });
 
   it("a SIGTERM during startup stops the service gracefully once it is up (exit 0, not killed)", async () => {
-    const child = spawn(process.execPath, [BIN, "serve"], { env: { ...process.env, ...env } });
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    onTestFinished(async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      await exited;
-    });
+    const { child, exited } = spawnService(env);
     let output = "";
     // The first line is written while the database opens, long before the service listens.
-    child.stdout.once("data", () => child.kill("SIGTERM"));
-    child.stdout.on("data", (chunk: Buffer) => {
+    child.stdout!.once("data", () => child.kill("SIGTERM"));
+    child.stdout!.on("data", (chunk: Buffer) => {
       output += chunk.toString();
     });
     expect(await exited).toBe(0);

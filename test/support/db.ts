@@ -6,7 +6,8 @@ import { onTestFinished } from "vitest";
 import { type Database, type Db, openDatabase, rowsOf } from "../../src/db/client.js";
 import type { InboxInsert } from "../../src/db/inbox.js";
 import { migrate } from "../../src/db/migrate.js";
-import { outboundMessages } from "../../src/db/schema.js";
+import { inboundMessages, outboundMessages } from "../../src/db/schema.js";
+import { waitFor } from "./harness.js";
 
 /** The PostgreSQL server tests use when DATABASE_URL is set (CI sets it); otherwise tests use PGlite. */
 export const POSTGRES_URL = process.env.DATABASE_URL;
@@ -134,3 +135,17 @@ export const inboxRow = (thread: string, dedupeKey: string, chatId = 1): InboxIn
   route: { chat_id: chatId },
   text: "hi",
 });
+
+/** The inbox, in id order, once it holds at least `count` messages and every one has ended (delivered or failed). */
+export async function settledInbox(db: Db, count: number) {
+  const rows = await waitFor(
+    async () => {
+      const rows = await db.select().from(inboundMessages).orderBy(inboundMessages.id);
+      const ended = rows.every((r) => r.status === "delivered" || r.status === "failed");
+      return rows.length >= count && ended ? rows : undefined;
+    },
+    10_000,
+    `${count} finished messages`,
+  );
+  return rows!;
+}

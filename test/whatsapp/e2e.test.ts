@@ -14,7 +14,7 @@ import {
   type TwilioParams,
   toFormBody,
 } from "../fakes/twilio.js";
-import { partByChannelId } from "../support/db.js";
+import { partByChannelId, settledInbox } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
 
 /**
@@ -97,19 +97,7 @@ const inbox = () => bridge.database.db.select().from(inboundMessages);
 const parts = () => bridge.database.db.select().from(outboundMessages);
 
 /** The inbox once `count` messages are finished (delivered or failed). */
-async function settled(count: number) {
-  const finished = await waitFor(
-    async () => {
-      const rows = await inbox();
-      const done =
-        rows.length >= count && rows.every((r) => r.status === "delivered" || r.status === "failed");
-      return done ? rows : undefined;
-    },
-    10_000,
-    `${count} finished messages`,
-  );
-  return finished!;
-}
+const settled = (count: number) => settledInbox(bridge.database.db, count);
 
 describe("WhatsApp webhook", () => {
   it("rejects another tenant's token and a missing signature with 403, storing nothing", async () => {

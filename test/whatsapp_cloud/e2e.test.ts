@@ -37,7 +37,13 @@ import {
   type WhatsappCloudFake,
   windowClosed,
 } from "../fakes/whatsapp-cloud.js";
-import { createPostgresDatabase, POSTGRES_URL, partByChannelId, type TestDatabase } from "../support/db.js";
+import {
+  createPostgresDatabase,
+  POSTGRES_URL,
+  partByChannelId,
+  settledInbox,
+  type TestDatabase,
+} from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
 import { answerBeforeBody } from "../support/raw-socket.js";
 
@@ -106,19 +112,7 @@ const bodies = () => graph.sent().map((call) => (call.body as { text: { body: st
 const logLines = () => bridge.logs.map((line) => JSON.parse(line) as Record<string, unknown>);
 
 /** The inbox once `count` messages are finished (delivered or failed). */
-async function settled(count: number) {
-  const finished = await waitFor(
-    async () => {
-      const rows = await inbox();
-      const done =
-        rows.length >= count && rows.every((r) => r.status === "delivered" || r.status === "failed");
-      return done ? rows : undefined;
-    },
-    10_000,
-    `${count} finished messages`,
-  );
-  return finished!;
-}
+const settled = (count: number) => settledInbox(bridge.database.db, count);
 
 /** Starts the fakes and a bridge serving `tenants()`, on a fresh database. */
 async function start() {
