@@ -53,7 +53,7 @@ async function jsonBody(c: Context): Promise<unknown> {
   }
 }
 
-/** The admin API (DESIGN 2.5), mounted at /admin when ADMIN_TOKEN is set. */
+/** The admin API, mounted at /admin when ADMIN_TOKEN is set. */
 export function createAdminRoutes(deps: AdminDeps): Hono {
   const app = new Hono();
   const { db, tenants } = deps;

@@ -22,7 +22,7 @@ export type MessageKind = "text" | "start" | "reset" | "unsupported";
 
 /** One user message, normalised. Produced by each adapter's pure `inbound.ts`. */
 export interface InboundMessage {
-  /** Conversation key within (tenant, channel): DESIGN 3.2. */
+  /** Conversation key within (tenant, channel). */
   threadKey: string;
   /** Unique per user message within (tenant, channel): redeliveries carry the same key. */
   dedupeKey: string;

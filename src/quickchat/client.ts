@@ -20,7 +20,7 @@ export interface ChatReply {
 }
 
 /**
- * How a failed call must be handled (DESIGN 3.4):
+ * How a failed call must be handled:
  * - `invalid_conversation`: drop the mapping and ask again without conv_id;
  * - `misconfigured`: unknown scenario, bad token, other 4xx: no retry;
  * - `retryable`: 429, 5xx, timeout, network error: back off (at least `retryAfterMs`).

@@ -10,7 +10,7 @@ export interface MetadataInput {
 }
 
 /**
- * The channel identity sent with every message (DESIGN 2.6). `kb_topic` must be on every request of a
+ * The channel identity sent with every message. `kb_topic` must be on every request of a
  * conversation for the knowledge-base filter to apply, so it is always included when the tenant sets one.
  */
 export function buildClientMetadata(input: MetadataInput): Record<string, string> {

@@ -131,7 +131,7 @@ export async function deliver(
   return done(reply.error ? "failed" : "delivered");
 }
 
-/** One part; when the channel rejects the markup, the same part again as plain text (DESIGN 1). */
+/** One part; when the channel rejects the markup, the same part again as plain text. */
 async function sendPart(
   adapter: ChannelAdapter<unknown>,
   target: DeliveryTarget<unknown>,

@@ -1,5 +1,5 @@
 /**
- * The admin API over HTTP (DESIGN 2.5): auth, validation, masking, secrets at rest, config tenants read-only,
+ * The admin API over HTTP: auth, validation, masking, secrets at rest, config tenants read-only,
  * delete, conversations and failed messages. PostgreSQL when DATABASE_URL is set, else PGlite.
  */
 import { sql } from "drizzle-orm";

@@ -1,6 +1,6 @@
 /**
  * A loopback fake of the Telegram Bot API (`/bot<token>/<method>`) for the methods the bridge uses, answering
- * with Telegram's real status codes and error bodies (channel-facts.md 1.3-1.6), plus a helper that delivers
+ * with Telegram's real status codes and error bodies, plus a helper that delivers
  * webhook updates the way Telegram does.
  */
 import type { Message, Update, UserFromGetMe, WebhookInfo } from "grammy/types";

@@ -1,7 +1,7 @@
 /**
  * A loopback fake of Twilio's Messages API (`POST /2010-04-01/Accounts/:sid/Messages.json`) plus helpers to
  * build, sign and post the webhooks Twilio sends (incoming WhatsApp messages and status callbacks).
- * Wire facts: channel-facts.md section 3.
+ * Wire facts: Twilio's webhook and Messages API documentation.
  */
 import { createHmac, randomBytes } from "node:crypto";
 import { Hono } from "hono";
@@ -241,7 +241,7 @@ function messageResource(accountSid: string, sid: string, params: TwilioParams) 
 // Webhooks Twilio sends
 
 /**
- * X-Twilio-Signature (channel-facts 3.3): HMAC-SHA1 with the auth token over the URL followed by every
+ * X-Twilio-Signature: HMAC-SHA1 with the auth token over the URL followed by every
  * parameter's name and value, names sorted; base64. Written from the documented steps, not with the SDK, so
  * it is an independent check of the SDK-based validator.
  */
@@ -286,7 +286,7 @@ export interface InboundOptions {
 const DEFAULT_USER = "whatsapp:+31612345678";
 const DEFAULT_SENDER = "whatsapp:+14155238886";
 
-/** The parameters every incoming WhatsApp message carries (channel-facts 3.1, as observed in real bodies). */
+/** The parameters every incoming WhatsApp message carries (as observed in real bodies). */
 function baseParams(o: InboundOptions, sid: string, messageType: string): TwilioParams {
   const from = o.from ?? DEFAULT_USER;
   return {
@@ -354,7 +354,7 @@ export function inboundButtonReply(text: string, payload: string, o: InboundOpti
   };
 }
 
-/** A status callback's parameters (channel-facts 3.5). */
+/** A status callback's parameters. */
 export function statusCallbackParams(s: {
   accountSid: string;
   messageSid: string;

@@ -19,7 +19,7 @@ interface Row {
   whatsapp: string;
 }
 
-// One row per line of DESIGN 3.5's table (and the details users expect from each).
+// One row per markup rule of each channel (and the details users expect from each).
 // biome-ignore format: one row per line reads as a table
 const DESIGN_TABLE: Row[] = [
   { name: "text escaping", html: "a &lt; b &amp;&amp; c &gt; d", telegram: "a &lt; b &amp;&amp; c &gt; d", slack: "a &lt; b &amp;&amp; c &gt; d", whatsapp: "a < b && c > d" },

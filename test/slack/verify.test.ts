@@ -6,7 +6,7 @@ import type { WebhookRequest } from "../../src/channels/types.js";
 import { HttpError } from "../../src/errors.js";
 import { signSlackRequest, slackEventHeaders } from "../fakes/slack.js";
 
-// Published worked example (api.slack.com/docs/verifying-requests-from-slack), channel-facts.md 2.1.
+// Published worked example (api.slack.com/docs/verifying-requests-from-slack).
 const DOCS_SECRET = "8f742231b10e8888abcd99yyyzzz85a5";
 const DOCS_TIMESTAMP = 1531420618;
 const DOCS_BODY =

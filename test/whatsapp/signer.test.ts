@@ -2,7 +2,7 @@ import twilio from "twilio";
 import { describe, expect, it } from "vitest";
 import { signTwilioRequest } from "../fakes/twilio.js";
 
-// Published vectors, channel-facts.md 3.3.
+// Published vectors from Twilio's webhook security documentation.
 const docsVector = {
   token: "12345",
   url: "https://example.com/myapp.php?foo=1&bar=2",

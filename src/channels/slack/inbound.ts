@@ -91,7 +91,7 @@ export function decodeSlackPayload(rawBody: string): SlackPayload {
 }
 
 /**
- * Turns one event into a message for the relay, or says why it does not count (DESIGN 3.2): DMs, mentions
+ * Turns one event into a message for the relay, or says why it does not count: DMs, mentions
  * of the bot, and replies in threads the bot already answers (stored only if the thread is known).
  * Unexpected shapes are ignored rather than rejected: Slack disables subscriptions that fail too often.
  */

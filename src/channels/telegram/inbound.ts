@@ -101,7 +101,7 @@ export function needsBotIdentity(update: Update): boolean {
 const ignored = (reason: string): ParseResult => ({ type: "ignored", reason });
 
 /**
- * Turns an Update into at most one user message (DESIGN 3.2). `bot` is required when
+ * Turns an Update into at most one user message. `bot` is required when
  * `needsBotIdentity(update)` is true.
  */
 export function parseUpdate(update: Update, bot?: BotIdentity): ParseResult {

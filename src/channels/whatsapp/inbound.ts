@@ -3,7 +3,7 @@ import { sharedLocationText } from "../shared.js";
 import type { DeliveryStatus, InboundMessage, MessageKind, ParseResult } from "../types.js";
 import { field, type TwilioForm } from "./form.js";
 
-/** What `send` needs, stored with the message (DESIGN 3.2: reply to `From`, sent from `To`). */
+/** What `send` needs, stored with the message (reply to `From`, sent from `To`). */
 export type WhatsappRoute = {
   /** The user's address, e.g. `whatsapp:+31612345678`. */
   to: string;
@@ -31,7 +31,7 @@ export function whatsappThreadKey(to: string, from: string): string {
   return `${to}|${from}`;
 }
 
-/** Turns an incoming-message webhook (channel-facts 3.1) into an inbound message. */
+/** Turns an incoming-message webhook into an inbound message. */
 export function parseIncomingMessage(form: TwilioForm, options: { statusCallback?: string }): ParseResult {
   const messageSid = required(form, "MessageSid");
   const from = required(form, "From");
@@ -101,7 +101,7 @@ function locationText(form: TwilioForm): string | undefined {
   });
 }
 
-/** A status callback (channel-facts 3.5): one delivery report for one sent message. */
+/** A status callback: one delivery report for one sent message. */
 export function parseStatusCallback(form: TwilioForm): DeliveryStatus[] {
   const errorCode = field(form, "ErrorCode");
   return [
