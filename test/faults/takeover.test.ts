@@ -169,8 +169,9 @@ describe.runIf(POSTGRES_AVAILABLE)(
         30_000,
         "a quarter answered",
       );
-      // Half-way through the next Quickchat calls, away from the sends that answered the last ones.
-      await sleep(500);
+      // Killed while it holds messages: which replica claims a message is a race, so wait until A holds some
+      // rather than for a fixed time (a loaded machine can leave A without any for a while).
+      await waitFor(async () => (await inbox.leased(idOfA)).length > 0, 30_000, "replica A holding messages");
       const killed = Date.now();
       await a.kill();
       const leased = await inbox.leased(idOfA);
