@@ -66,25 +66,19 @@ describe("verifySlackSignature", () => {
 
   it.each([
     ["a tampered body", signed(`${JSON_BODY} `, JSON_SIGNATURE), /does not match/],
-    [
-      "another tenant's secret",
-      signed(JSON_BODY, signSlackRequest("other", JSON_BODY, DOCS_TIMESTAMP)),
-      /does not match/,
-    ],
-    ["an unknown version", signed(JSON_BODY, JSON_SIGNATURE.replace("v0=", "v1=")), /does not match/],
     ["a bare hex signature", signed(JSON_BODY, JSON_SIGNATURE.slice(3)), /does not match/],
-    ["a truncated signature", signed(JSON_BODY, JSON_SIGNATURE.slice(0, -2)), /does not match/],
     ["a signature with a byte more", signed(JSON_BODY, `${JSON_SIGNATURE}00`), /does not match/],
     [
       "the signature in upper case (Bolt compares exactly)",
       signed(JSON_BODY, `v0=${JSON_SIGNATURE.slice(3).toUpperCase()}`),
       /does not match/,
     ],
-    ["a re-signed timestamp", signed(JSON_BODY, JSON_SIGNATURE, DOCS_TIMESTAMP + 1), /does not match/],
     ["a non-numeric timestamp", signed(JSON_BODY, JSON_SIGNATURE, "1531420618.5"), /not a Unix time/],
     ["no signature", request(JSON_BODY, { "x-slack-request-timestamp": String(DOCS_TIMESTAMP) }), /missing/],
     ["no timestamp", request(JSON_BODY, { "x-slack-signature": JSON_SIGNATURE }), /missing/],
     ["no headers at all", request(JSON_BODY, {}), /missing/],
+    // Near misses of the signature (a digit, a bit, a byte, v1=, another timestamp or secret):
+    // test/channels/signatures.test.ts.
   ])("rejects %s with 401", (_, req, message) => {
     const error = rejection(() => verifySlackSignature(req, DOCS_SECRET, AT_DOCS_TIME));
     expect(error.status).toBe(401);

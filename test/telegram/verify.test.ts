@@ -32,15 +32,11 @@ describe("verifyTelegramSecret", () => {
     });
   });
 
-  it.each([
-    ["another secret", "another-tenants-secret"],
-    ["a prefix of the secret", "s3cr3t"],
-    ["the secret plus more", "s3cr3t-Token_42x"],
-    ["a different case", "S3CR3T-TOKEN_42"],
-    ["an empty value", ""],
-  ])("answers 401 for %s", (_name, value) => {
-    const error = rejection({ [SECRET_TOKEN_HEADER]: value });
-    expect(error).toMatchObject({ status: 401, message: "wrong X-Telegram-Bot-Api-Secret-Token" });
-    expect(error.message).not.toContain(config.webhook_secret);
+  // Near misses of the secret: test/channels/signatures.test.ts.
+  it("says which header was wrong, without quoting the secret", () => {
+    expect(rejection({ [SECRET_TOKEN_HEADER]: "another-tenants-secret" })).toMatchObject({
+      status: 401,
+      message: "wrong X-Telegram-Bot-Api-Secret-Token",
+    });
   });
 });

@@ -138,11 +138,6 @@ describe("verifyTwilioSignature", () => {
     expect(lines[0]).not.toContain(signature);
   });
 
-  it("rejects a signature made with another token", () => {
-    const signature = signTwilioRequest("another-tenants-token", `${PUBLIC}${PATH}`, params);
-    expect(verify(request(params, { signature, publicUrl: PUBLIC })).error).toMatchObject({ status: 403 });
-  });
-
   it("rejects a tampered parameter", () => {
     const signature = signTwilioRequest(TOKEN, `${PUBLIC}${PATH}`, params);
     const req = request(params, {

@@ -127,31 +127,15 @@ describe("X-Hub-Signature-256", () => {
     expect(thrown(() => verifySignature(shorter, headers(signature), APP_SECRET)).status).toBe(401);
   });
 
-  it("refuses a signature with one bit flipped", () => {
-    const digest = Buffer.from(signature.slice("sha256=".length), "hex");
-    digest[31] = (digest[31] ?? 0) ^ 0x01;
-    const flipped = `sha256=${digest.toString("hex")}`;
-    expect(thrown(() => verifySignature(body, headers(flipped), APP_SECRET))).toMatchObject({
-      status: 401,
-      message: "invalid X-Hub-Signature-256",
-    });
-  });
-
-  it("refuses the signature made with another app's secret", () => {
-    const other = signCloudRequest(body, "another-app-secret");
-    expect(thrown(() => verifySignature(body, headers(other), APP_SECRET)).status).toBe(401);
-  });
-
   it.each<[string, string | undefined]>([
     ["missing", undefined],
     ["empty", ""],
-    ["truncated", signature.slice(0, -2)],
     ["one digit too many", `${signature}0`],
     ["without its prefix", signature.slice("sha256=".length)],
-    ["with the old sha1= prefix", `sha1=${signature.slice("sha256=".length)}`],
     ["an X-Hub-Signature (SHA-1) value", `sha1=${"0".repeat(40)}`],
     ["not hex", `sha256=${"z".repeat(64)}`],
     ["two signatures", `${signature},${signature}`],
+    // Near misses (a digit, a bit, a byte short, sha1=, another secret): test/channels/signatures.test.ts.
   ])("refuses a header that is %s with 401, from the headers alone", (_, value) => {
     expect(thrown(() => precheckSignatureHeader(headers(value))).status).toBe(401);
     expect(thrown(() => verifySignature(body, headers(value), APP_SECRET)).status).toBe(401);
