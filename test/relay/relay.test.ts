@@ -247,14 +247,22 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
     expect(channel.delivered).toHaveLength(1);
   });
 
-  it("never sends more than 5 client_metadata keys", async () => {
+  it("sends all five client_metadata keys when the sender has a name and the tenant a kb_topic", async () => {
     await setup({}, { kbTopic: "support" });
-    await send({ id: "m1", thread: "t1", user: "u1", text: "hi" });
-    await send({ id: "m2", thread: "t1", user: "u1", text: "again" });
+    await send({ id: "m1", thread: "t1", user: "u1", name: "Zoë", text: "hi" });
+    await send({ id: "m2", thread: "t1", user: "u1", name: "Zoë", text: "again" });
     await waitFor(() => channel.delivered.length === 2);
-    for (const call of quickchat.calls) {
-      expect(Object.keys(call.body.client_metadata ?? {}).length).toBeLessThanOrEqual(5);
-      expect(call.body.client_metadata?.kb_topic).toBe("support");
-    }
+    const all = { channel: "telegram", channel_user_id: "u1", channel_thread_id: "t1", user_name: "Zoë" };
+    // Quickchat accepts at most 5 keys (its fake answers 400 to a sixth): these are all of them.
+    expect(quickchat.calls.map((call) => call.body.client_metadata)).toEqual([
+      { ...all, kb_topic: "support" },
+      { ...all, kb_topic: "support" },
+    ]);
+    expect(Object.keys(quickchat.calls[0]?.body.client_metadata ?? {})).toHaveLength(5);
+    // Quickchat's answers, not the unavailable text a refused request ends in.
+    expect(channel.thread("t1")).toEqual([
+      "You said: <b>hi</b>\n(message 2)",
+      "You said: <b>again</b>\n(message 4)",
+    ]);
   });
 });

@@ -30,6 +30,8 @@ const webhookBody = z.object({
   id: z.string().min(1),
   thread: z.string().min(1),
   user: z.string().min(1),
+  /** The sender's display name, when the platform sends one. */
+  name: z.string().min(1).optional(),
   text: z.string(),
   kind: z.enum(["text", "start", "reset", "unsupported"]).default("text"),
   /** Set for an update that carries no user message (an edit, a reaction): the reason it is ignored. */
@@ -83,7 +85,7 @@ export class LoopbackChannel implements ChannelAdapter<TelegramConfig> {
       dedupeKey: parsed.id,
       kind: parsed.kind,
       text: parsed.text,
-      sender: { id: parsed.user },
+      sender: { id: parsed.user, ...(parsed.name && { name: parsed.name }) },
       route: { thread: parsed.thread },
     };
     // As every adapter does: PostgreSQL holds neither NUL nor lone surrogates.
