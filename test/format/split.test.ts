@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { type ChannelName, DOCUMENTED_LIMITS, formatReply, formatText } from "../support/format.js";
+import {
+  type ChannelName,
+  DOCUMENTED_LIMITS,
+  type FormattedPart,
+  formatReply,
+  formatText,
+} from "../support/format.js";
 import { checkTelegramHtml } from "../support/telegram-html.js";
 
 const visible = (markup: string) => {
@@ -10,6 +16,79 @@ const visible = (markup: string) => {
 
 /** A sentence of exactly `length` characters ending with a period. */
 const sentence = (length: number, letter = "a") => `${letter.repeat(length - 1)}.`;
+
+/**
+ * What a platform counts against its limit, in UTF-16 code units (the unit of Telegram's entity offsets;
+ * the stricter reading of "characters" elsewhere, as an emoji takes two): Telegram the text after entity
+ * parsing, Slack and WhatsApp the text as sent, markup included. A part's plain fallback is sent without
+ * markup when the markup is refused, so it is counted as sent too.
+ */
+const counted = (channel: ChannelName, markup: string) =>
+  channel === "telegram" ? visible(markup).length : markup.length;
+const largest = (channel: ChannelName, part: FormattedPart) =>
+  Math.max(counted(channel, part.text), part.plain.length);
+
+const LINK = "https://example.com/";
+
+/** The text a reader sees in the markup the fillers below produce (bold, escaped ampersands, links). */
+function shown(channel: ChannelName, markup: string): string {
+  if (channel === "telegram") return visible(markup);
+  const text = markup.replaceAll("*", "").replaceAll(` (${LINK})`, "");
+  return channel === "slack"
+    ? text.replaceAll(`<${LINK}|`, "").replaceAll(">", "").replaceAll("&amp;", "&")
+    : text;
+}
+
+/**
+ * Replies of one kind of content whose largest count on `channel` is `units`, with the text they show.
+ * Written from each platform's markup: Telegram counts the text inside the tags, mrkdwn and WhatsApp the
+ * two asterisks of bold; Slack sends `&` as `&amp;` (5 units), WhatsApp as is; a link is `label (url)` in
+ * plain text and WhatsApp, `<url|label>` in mrkdwn, three units besides the label and the URL either way.
+ */
+const FILLERS: Record<string, (channel: ChannelName, units: number) => { html: string; text: string }> = {
+  letters: (_channel, units) => ({ html: "a".repeat(units), text: "a".repeat(units) }),
+  emoji: (_channel, units) => {
+    const text = "😀".repeat(units >> 1) + "a".repeat(units & 1);
+    return { html: text, text };
+  },
+  bold: (channel, units) => {
+    const text = "a".repeat(channel === "telegram" ? units : units - 2);
+    return { html: `<b>${text}</b>`, text };
+  },
+  ampersands: (channel, units) => {
+    const count = channel === "slack" ? Math.floor(units / 5) : units;
+    const rest = "a".repeat(channel === "slack" ? units % 5 : 0);
+    return { html: "&amp;".repeat(count) + rest, text: "&".repeat(count) + rest };
+  },
+  link: (_channel, units) => {
+    const text = "a".repeat(units - LINK.length - 3);
+    return { html: `<a href="${LINK}">${text}</a>`, text };
+  },
+};
+
+const BOUNDARIES = (Object.keys(DOCUMENTED_LIMITS) as ChannelName[]).flatMap((channel) =>
+  Object.keys(FILLERS).map((filler) => [channel, filler] as const),
+);
+
+describe("at the documented limit", () => {
+  it.each(BOUNDARIES)("%s, %s: exactly the limit is one part", (channel, filler) => {
+    const limit = DOCUMENTED_LIMITS[channel];
+    const { html, text } = FILLERS[filler]!(channel, limit);
+    const parts = formatReply(html, channel);
+    expect(parts).toHaveLength(1);
+    expect(largest(channel, parts[0]!)).toBe(limit);
+    expect(shown(channel, parts[0]!.text)).toBe(text);
+  });
+
+  it.each(BOUNDARIES)("%s, %s: one unit more is two parts, nothing lost", (channel, filler) => {
+    const limit = DOCUMENTED_LIMITS[channel];
+    const { html, text } = FILLERS[filler]!(channel, limit + 1);
+    const parts = formatReply(html, channel);
+    expect(parts).toHaveLength(2);
+    for (const part of parts) expect(largest(channel, part)).toBeLessThanOrEqual(limit);
+    expect(parts.map((part) => shown(channel, part.text)).join("")).toBe(text);
+  });
+});
 
 describe("splitting", () => {
   it("keeps a reply that fits in one part", () => {
@@ -47,16 +126,6 @@ describe("splitting", () => {
     const parts = formatReply(emoji, "whatsapp");
     expect(parts.map((part) => part.text.length)).toEqual([1600, 400]);
     expect(parts.map((part) => part.text).join("")).toBe(emoji);
-  });
-
-  it("fills a part up to the channel's documented limit, not a shorter one", () => {
-    for (const [channel, limit] of Object.entries(DOCUMENTED_LIMITS) as [ChannelName, number][]) {
-      const parts = formatText("x".repeat(limit + 1), channel);
-      expect(
-        parts.map((part) => part.text.length),
-        channel,
-      ).toEqual([limit, 1]);
-    }
   });
 
   it("closes formatting at a cut and re-opens it in the next part", () => {

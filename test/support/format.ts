@@ -14,7 +14,9 @@ export const formatText = (text: string, channel: ChannelName) =>
 /**
  * Message length limits as the platforms document them, written here rather than read from the code so a
  * wrong limit in a descriptor fails the tests: Telegram's sendMessage text (4096, after entity parsing),
- * Slack's section text (3000), Twilio's WhatsApp body (1600), the Cloud API's `text.body` (4096).
+ * Slack's section text (3000: parts are cut to it, although chat.postMessage's `text`, which the bridge
+ * posts, takes up to 40,000, as the Slack fake checks), Twilio's WhatsApp body (1600), the Cloud API's
+ * `text.body` (4096).
  */
 export const DOCUMENTED_LIMITS: Record<ChannelName, number> = {
   telegram: 4096,
