@@ -6,7 +6,10 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { Hono } from "hono";
 
-/** Twilio counts 1600 "characters"; UTF-16 units are the stricter reading, so a split that passes here passes there. */
+/**
+ * `Body`: "up to 1,600 characters", and emoji and other characters outside GSM-7 "exceed the limit sooner"
+ * (error 21617): counted in UTF-16 units, where an emoji takes two.
+ */
 export const TWILIO_BODY_LIMIT = 1600;
 
 export type TwilioParams = Record<string, string>;

@@ -15,7 +15,7 @@ import { type TenantConfig, tenantSchema } from "../../src/config/schema.js";
 import { HttpError } from "../../src/errors.js";
 import { createLogger } from "../../src/log.js";
 import { type RunningFake, startFake } from "../fakes/server.js";
-import { createTelegramFake, TELEGRAM_TEXT_LIMIT, type TelegramFake } from "../fakes/telegram.js";
+import { createTelegramFake, type TelegramFake } from "../fakes/telegram.js";
 import { sendError } from "../support/send-error.js";
 import {
   ALICE,
@@ -281,7 +281,7 @@ describe("sending", () => {
 
   describe("the 4096-character limit counts text after entity parsing", () => {
     it("accepts 4096 visible characters, even when the markup is longer", async () => {
-      const text = `<b>${"&amp;".repeat(TELEGRAM_TEXT_LIMIT)}</b>`;
+      const text = `<b>${"&amp;".repeat(4096)}</b>`;
       await expect(
         adapter.send(target(tenant, { chat_id: ALICE.id }), text, { plain: false }),
       ).resolves.toBeDefined();
@@ -289,7 +289,7 @@ describe("sending", () => {
 
     it("refuses 4097 as Telegram does: permanent, never retried", async () => {
       const error = await sendError(
-        adapter.send(target(tenant, { chat_id: ALICE.id }), "a".repeat(TELEGRAM_TEXT_LIMIT + 1), {
+        adapter.send(target(tenant, { chat_id: ALICE.id }), "a".repeat(4097), {
           plain: true,
         }),
       );

@@ -11,7 +11,6 @@ import {
   appRateLimit,
   BUSINESS,
   badGateway,
-  CLOUD_TEXT_LIMIT,
   createWhatsappCloudFake,
   type GraphFailure,
   pairRateLimit,
@@ -97,7 +96,7 @@ describe("sendText", () => {
   });
 
   it("sends a text of exactly the limit", async () => {
-    await sendText(config, ROUTE, "x".repeat(CLOUD_TEXT_LIMIT));
+    await sendText(config, ROUTE, "x".repeat(4096));
     expect(fake.sent()).toHaveLength(1);
   });
 });
@@ -219,7 +218,7 @@ describe("sendText: failures that end the message", () => {
   });
 
   it("a text over 4096 characters", async () => {
-    const error = await sendError(sendText(config, ROUTE, "x".repeat(CLOUD_TEXT_LIMIT + 1)));
+    const error = await sendError(sendText(config, ROUTE, "x".repeat(4097)));
     expect(error).toMatchObject({ kind: "permanent", code: "100" });
     expect(fake.sent()).toHaveLength(0);
     expect(fake.rejections).toEqual([
