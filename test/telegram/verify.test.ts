@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { telegramSchema } from "../../src/channels/telegram/config.js";
-import { SECRET_TOKEN_HEADER, verifyTelegramSecret } from "../../src/channels/telegram/verify.js";
+import { verifyTelegramSecret } from "../../src/channels/telegram/verify.js";
 import { HttpError } from "../../src/errors.js";
+
+/** The header as Telegram's setWebhook documents it. */
+const SECRET_TOKEN_HEADER = "X-Telegram-Bot-Api-Secret-Token";
 
 const config = telegramSchema.parse({ bot_token: "123456:AAE-fake", webhook_secret: "s3cr3t-Token_42" });
 
