@@ -250,9 +250,10 @@ describe("tenants CRUD and secrets", () => {
     expect(stored?.whatsapp?.auth_token).toBe(A.twilioToken);
     expect(stored?.quickchat.kb_topic).toBe("billing");
 
-    // The tenant still answers with its original secrets.
+    // The tenant still answers with its original secrets: Quickchat's answer, not the unavailable text.
     expect((await sendTelegram(bridge.url, "acme", "still here?", A.telegramSecret)).status).toBe(200);
     await waitFor(() => fakes.telegramSent("acme").length >= 1, 10_000, "acme's reply");
+    expect(fakes.telegramSent("acme").at(-1)?.params.text).toBe("You said: <b>still here?</b>");
     expect(fakes.quickchat.calls.at(-1)?.authorization).toBe(`Bearer ${A.quickchatToken}`);
     expect(fakes.quickchat.calls.at(-1)?.body.client_metadata).toMatchObject({ kb_topic: "billing" });
 
