@@ -120,7 +120,7 @@ function withPreparedStatements(client: postgres.Sql): postgres.Sql {
 async function openPglite(dataDir: string, log?: Logger): Promise<Database> {
   const onDisk = !dataDir.startsWith("memory://");
   if (onDisk) prepareDataDir(dataDir, log);
-  const client = await PGlite.create(dataDir);
+  const client = onDisk ? await PGlite.create(dataDir) : await openInMemory();
   if (onDisk) closeToOthers(dataDir);
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
@@ -138,6 +138,31 @@ async function openPglite(dataDir: string, log?: Logger): Promise<Database> {
       if (onDisk) closeToOthers(dataDir);
     },
   };
+}
+
+/**
+ * The files a new in-memory database starts from: a copy of a freshly initialised one. A fresh PGlite runs
+ * initdb, 2-3 s of CPU; starting from a copy takes about 0.5 s. Tests open hundreds of in-memory databases.
+ */
+let memoryImage: Promise<Blob> | undefined;
+
+/** Starts this process's in-memory databases from `image` (a `dumpDataDir` of a fresh, empty PGlite). */
+export function startMemoryDatabasesFrom(image: Blob): void {
+  memoryImage = Promise.resolve(image);
+}
+
+/** A fresh in-memory PGlite: from the image when there is one, else initialised, leaving its image. */
+async function openInMemory(): Promise<PGlite> {
+  if (memoryImage) return PGlite.create({ loadDataDir: await memoryImage });
+  const fresh = await PGlite.create("memory://");
+  if (!memoryImage) {
+    const image = fresh.dumpDataDir("none");
+    memoryImage = image;
+    await image.catch(() => {
+      if (memoryImage === image) memoryImage = undefined;
+    });
+  }
+  return fresh;
 }
 
 /**

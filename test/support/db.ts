@@ -1,8 +1,7 @@
-import { randomBytes } from "node:crypto";
 import { eq, type SQL, sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import postgres from "postgres";
-import { onTestFinished } from "vitest";
+import { inject, onTestFinished } from "vitest";
 import { type Database, type Db, openDatabase, rowsOf } from "../../src/db/client.js";
 import type { InboxInsert } from "../../src/db/inbox.js";
 import { migrate } from "../../src/db/migrate.js";
@@ -21,23 +20,55 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh, empty database on the test PostgreSQL server, dropped afterwards. */
+/**
+ * An empty database on the test PostgreSQL server, for the running test. CREATE and DROP DATABASE each wait
+ * for a checkpoint (up to 2 s here), so databases are reused: one released by `drop()` is handed out again
+ * with its schemas dropped and made anew, which leaves it as empty as a new one. Names carry the run and the
+ * vitest worker slot, so workers and concurrent runs never share one; the run's teardown drops them
+ * (global-setup.ts).
+ */
 export async function createPostgresDatabase(): Promise<TestDatabase> {
   if (!POSTGRES_URL) throw new Error("DATABASE_URL is not set");
-  const name = `qb_test_${randomBytes(6).toString("hex")}`;
-  const admin = postgres(POSTGRES_URL, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  await admin.end();
+  const name = released.pop() ?? `${TEST_DATABASE_PREFIX}${inject("testRunId")}_${workerSlot()}_${made++}`;
   const url = new URL(POSTGRES_URL);
   url.pathname = `/${name}`;
+  await emptied(name, url.toString());
   return {
     url: url.toString(),
     async drop() {
-      const sql = postgres(POSTGRES_URL, { max: 1, onnotice: () => {} });
-      await sql.unsafe(`drop database if exists ${name} with (force)`);
-      await sql.end();
+      released.push(name);
     },
   };
+}
+
+/** Prefix of every database the tests make on the server: the teardown and `.ci/run` clean by it. */
+export const TEST_DATABASE_PREFIX = "qb_test_";
+
+/** Databases this process made and the tests have released, and how many it made. */
+const released: string[] = [];
+let made = 0;
+
+/** This process's worker slot: an earlier test file in the same slot may have left databases of its names. */
+const workerSlot = () => process.env.VITEST_POOL_ID ?? "0";
+
+/** Makes database `name`, or, when an earlier test left it, ends its sessions and empties it. */
+async function emptied(name: string, url: string): Promise<void> {
+  const admin = postgres(POSTGRES_URL!, { max: 1, onnotice: () => {} });
+  try {
+    const [exists] = await admin`select 1 from pg_database where datname = ${name}`;
+    if (!exists) return void (await admin.unsafe(`create database ${name}`));
+    await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name}`;
+  } finally {
+    await admin.end();
+  }
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await sql.unsafe(
+      "drop schema if exists drizzle cascade; drop schema public cascade; create schema public",
+    );
+  } finally {
+    await sql.end();
+  }
 }
 
 export async function createTestDatabase(kind: "pglite" | "postgres"): Promise<TestDatabase> {
