@@ -27,6 +27,9 @@ export interface BridgeOptions {
   /** Overrides for tests: channel adapters, Quickchat client. */
   adapters?: AdapterMap;
   quickchat?: QuickchatClient;
+  /** An open database instead of DATABASE_URL or DATA_DIR's, for tests: several bridges on one embedded
+   * database (one connection, which only this process can share). Left open on stop. */
+  database?: Database;
 }
 
 export interface RunningBridge {
@@ -44,7 +47,8 @@ export interface RunningBridge {
 export async function startBridge(options: BridgeOptions): Promise<RunningBridge> {
   const { config, log } = options;
   const { settings } = config;
-  const database = await openDatabase({ url: settings.DATABASE_URL, dataDir: settings.DATA_DIR, log });
+  const database =
+    options.database ?? (await openDatabase({ url: settings.DATABASE_URL, dataDir: settings.DATA_DIR, log }));
   await migrate(database);
   log.info({ database: database.kind }, "database ready, migrations applied");
 
@@ -172,7 +176,7 @@ export async function startBridge(options: BridgeOptions): Promise<RunningBridge
         });
       }
       await tenants.stop();
-      await database.close();
+      if (!options.database) await database.close();
       log.info("stopped");
     },
   };

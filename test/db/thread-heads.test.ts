@@ -1,8 +1,18 @@
 import { sql } from "drizzle-orm";
 import postgres from "postgres";
 import { describe, expect, it, onTestFinished } from "vitest";
-import { claimMessages, finishAll, type InboxInsert, insertRows, messageKey } from "../../src/db/inbox.js";
-import { inboxRow, migrated, migratedDatabase, POSTGRES_URL, rowsOf } from "../support/db.js";
+import {
+  claimMessages,
+  finishAll,
+  type InboxInsert,
+  type InboxRow,
+  insertRows,
+  messageKey,
+  storeReplies,
+} from "../../src/db/inbox.js";
+import { adminClient, adminEnv } from "../admin/support.js";
+import { startBridges } from "../support/bridges.js";
+import { DATABASE_KINDS, inboxRow, migrated, migratedDatabase, POSTGRES_URL, rowsOf } from "../support/db.js";
 
 const THREADS = 8;
 
@@ -149,5 +159,29 @@ describe.skipIf(!POSTGRES_URL)("thread heads under concurrent inserts and ends",
     // Nothing ahead of it is unfinished: it must be due, or no claim would ever take it.
     const claimed = await claimMessages(db, { limit: 10, leaseMs: 60_000, owner: "w:2" });
     expect(claimed.map((m) => m.dedupeKey).sort()).toEqual(["1-2", "9-1"]);
+  });
+});
+
+describe.each(DATABASE_KINDS)("a thread with two heads on %s", (kind) => {
+  it("claims its later message only once the earlier one, retried, is answered and delivered", async () => {
+    // No worker: this test claims, answers and ends the messages itself; the admin API retries one.
+    const [bridge] = await startBridges(kind, [{ tenants: [], worker: false, env: adminEnv() }]);
+    const db = bridge!.database.db;
+    const claim = () => claimMessages(db, { limit: 10, leaseMs: 60_000, owner: "w:1" });
+    const lease = (m: InboxRow | undefined) => ({ id: m?.id ?? 0, owner: "w:1" });
+    await insertRows(db, [message(1, 1), message(1, 2)]);
+    const [first] = await claim();
+    // The thread's first message failed, which made the second due; then the first is retried: both are due.
+    await finishAll(db, [{ lease: lease(first), status: "failed" }]);
+    const retry = await adminClient(() => bridge!).call("POST", `/messages/${first?.id}/retry`);
+    expect(retry.status).toBe(200);
+
+    const retried = await claim();
+    expect(retried.map((m) => m.dedupeKey)).toEqual(["1-1"]);
+    expect(await storeReplies(db, [{ lease: lease(retried[0]), html: "again" }])).toEqual([true]);
+    // Being delivered, it still holds the second back.
+    expect(await claim()).toEqual([]);
+    await finishAll(db, [{ lease: lease(retried[0]), status: "delivered" }]);
+    expect((await claim()).map((m) => m.dedupeKey)).toEqual(["1-2"]);
   });
 });

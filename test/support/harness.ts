@@ -3,12 +3,15 @@ import { type RunningBridge, startBridge } from "../../src/bridge.js";
 import type { AdapterMap } from "../../src/channels/types.js";
 import { readSettings } from "../../src/config/env.js";
 import { type TenantInput, tenantSchema } from "../../src/config/schema.js";
+import type { Database } from "../../src/db/client.js";
 import { createLogger } from "../../src/log.js";
 
 export interface TestBridgeOptions {
   tenants: TenantInput[];
   /** postgres URL; PGlite in memory when undefined. */
   databaseUrl?: string;
+  /** An open database to use instead (left open on stop): how bridges share one PGlite (see startBridges). */
+  database?: Database;
   /** Channel adapters; the real ones by default. */
   adapters?: AdapterMap;
   http?: boolean;
@@ -60,6 +63,7 @@ export async function startTestBridge(options: TestBridgeOptions): Promise<TestB
     http: options.http ?? true,
     worker: options.worker ?? true,
     ...(options.adapters && { adapters: options.adapters }),
+    ...(options.database && { database: options.database }),
   });
   const url = bridge.url ?? "";
   return {

@@ -60,6 +60,8 @@ export class LoopbackChannel implements ChannelAdapter<TelegramConfig> {
   private readonly threadFailures = new Map<string, ChannelSendError[]>();
   /** Called before each send: lets a test hold a send (crash-in-delivery scenarios). */
   beforeSend: (() => Promise<void>) | undefined;
+  /** Sends held by `hold`, waiting for its release. */
+  holding = 0;
 
   constructor(readonly delivered: Delivered[] = []) {}
 
@@ -122,6 +124,23 @@ export class LoopbackChannel implements ChannelAdapter<TelegramConfig> {
       at: Date.now(),
     });
     return { channelMessageId: `out-${this.delivered.length}` };
+  }
+
+  /** Holds every send until the returned function is called (a slow channel); `holding` counts those waiting. */
+  hold(): () => void {
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.beforeSend = async () => {
+      this.holding++;
+      await released;
+      this.holding--;
+    };
+    return () => {
+      this.beforeSend = undefined;
+      release();
+    };
   }
 
   /** The next sends to this thread fail this way, one each, in order (after any `sendFailures`). */
