@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",
+    isolate: false,
+    maxWorkers: 2,
     globalSetup: ["test/support/global-setup.ts"],
     setupFiles: ["test/support/fast-check-seed.ts", "test/support/memory-databases.ts"],
   },

@@ -1,7 +1,7 @@
 import { onTestFinished } from "vitest";
-import { openDatabase } from "../../src/db/client.js";
 import { createTestDatabase } from "./db.js";
 import { startTestBridge, type TestBridge, type TestBridgeOptions } from "./harness.js";
+import { borrowMemoryDatabase, giveBackMemoryDatabase } from "./memory-databases.js";
 
 type BridgeOnSharedDatabase = Omit<TestBridgeOptions, "databaseUrl" | "database">;
 
@@ -12,11 +12,11 @@ type BridgeOnSharedDatabase = Omit<TestBridgeOptions, "databaseUrl" | "database"
  */
 export async function startBridges(kind: "pglite" | "postgres", options: BridgeOnSharedDatabase[]) {
   const testDb = await createTestDatabase(kind);
-  const shared = testDb.url ? undefined : await openDatabase({ dataDir: "memory://" });
+  const shared = testDb.url ? undefined : await borrowMemoryDatabase();
   const bridges: TestBridge[] = [];
   onTestFinished(async () => {
     for (const bridge of bridges) await bridge.stop();
-    await shared?.close();
+    if (shared) await giveBackMemoryDatabase(shared);
     await testDb.drop();
   });
   for (const bridge of options)

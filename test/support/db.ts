@@ -6,7 +6,9 @@ import { type Database, type Db, openDatabase, rowsOf } from "../../src/db/clien
 import type { InboxInsert } from "../../src/db/inbox.js";
 import { migrate } from "../../src/db/migrate.js";
 import { inboundMessages, outboundMessages } from "../../src/db/schema.js";
+import { TEST_DATABASE_PREFIX } from "./global-setup.js";
 import { waitFor } from "./harness.js";
+import { borrowMemoryDatabase, giveBackMemoryDatabase } from "./memory-databases.js";
 
 /** The PostgreSQL server tests use when DATABASE_URL is set (CI sets it); otherwise tests use PGlite. */
 export const POSTGRES_URL = process.env.DATABASE_URL;
@@ -40,9 +42,6 @@ export async function createPostgresDatabase(): Promise<TestDatabase> {
     },
   };
 }
-
-/** Prefix of every database the tests make on the server: the teardown and `.ci/run` clean by it. */
-export const TEST_DATABASE_PREFIX = "qb_test_";
 
 /** Databases this process made and the tests have released, and how many it made. */
 const released: string[] = [];
@@ -84,7 +83,12 @@ export async function migratedDatabase(kind: "pglite" | "postgres"): Promise<Db>
 
 /** As migratedDatabase: the whole Database, and its URL on PostgreSQL. */
 export async function migrated(kind: "pglite" | "postgres"): Promise<{ database: Database; url?: string }> {
-  const testDb = await createTestDatabase(kind);
+  if (kind === "pglite") {
+    const database = await borrowMemoryDatabase();
+    onTestFinished(() => giveBackMemoryDatabase(database));
+    return { database };
+  }
+  const testDb = await createPostgresDatabase();
   const database = await openDatabase({ url: testDb.url, dataDir: "memory://" });
   onTestFinished(async () => {
     await database.close();

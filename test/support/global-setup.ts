@@ -1,8 +1,10 @@
 /**
- * Runs once per `vitest run`. Initialises one empty embedded database and leaves its files in a temporary
- * file, so each test process starts its in-memory databases from a copy instead of running initdb (see
- * memory-databases.ts); names the run, whose PostgreSQL databases carry that name (createPostgresDatabase).
- * When the run ends, removes the file and drops those databases.
+ * Runs once per `vitest run`, before the test processes start:
+ * - gives the run its own temporary directory, as TMPDIR for the test processes and everything they start
+ *   (services, CLIs, tsx's cache), removed when the run ends: a run leaves nothing in the system's;
+ * - initialises one empty embedded database and leaves its files there, so each test process starts its
+ *   in-memory databases from a copy instead of running initdb (see memory-databases.ts);
+ * - names the run; its PostgreSQL databases carry that name (createPostgresDatabase) and are dropped at its end.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -11,7 +13,6 @@ import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import postgres from "postgres";
 import type { TestProject } from "vitest/node";
-import { POSTGRES_URL, TEST_DATABASE_PREFIX } from "./db.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -20,8 +21,12 @@ declare module "vitest" {
   }
 }
 
+/** Prefix of every database the tests make on the PostgreSQL server. */
+export const TEST_DATABASE_PREFIX = "qb_test_";
+
 export default async function setup(project: TestProject) {
-  const dir = await mkdtemp(join(tmpdir(), "qb-pglite-image-"));
+  const dir = await mkdtemp(join(tmpdir(), "qb-test-run-"));
+  process.env.TMPDIR = dir;
   const fresh = await PGlite.create("memory://");
   const image = await fresh.dumpDataDir("none");
   await fresh.close();
@@ -38,8 +43,9 @@ export default async function setup(project: TestProject) {
 
 /** Drops the databases the run's tests made on the PostgreSQL server (see createPostgresDatabase). */
 async function dropTestDatabases(runId: string): Promise<void> {
-  if (!POSTGRES_URL) return;
-  const admin = postgres(POSTGRES_URL, { max: 1, onnotice: () => {} });
+  const server = process.env.DATABASE_URL;
+  if (!server) return;
+  const admin = postgres(server, { max: 1, onnotice: () => {} });
   try {
     const rows = await admin<{ datname: string }[]>`
       select datname from pg_database where starts_with(datname, ${`${TEST_DATABASE_PREFIX}${runId}_`})`;

@@ -5,6 +5,7 @@ import { readSettings } from "../../src/config/env.js";
 import { type TenantInput, tenantSchema } from "../../src/config/schema.js";
 import type { Database } from "../../src/db/client.js";
 import { createLogger } from "../../src/log.js";
+import { borrowMemoryDatabase, giveBackMemoryDatabase } from "./memory-databases.js";
 
 export interface TestBridgeOptions {
   tenants: TenantInput[];
@@ -53,6 +54,10 @@ export async function startTestBridge(options: TestBridgeOptions): Promise<TestB
     ...(options.databaseUrl && { DATABASE_URL: options.databaseUrl }),
     ...options.env,
   });
+  // An in-memory database is borrowed from the test process's idle ones and given back, emptied, on stop.
+  const inMemory = !options.database && !settings.DATABASE_URL && settings.DATA_DIR.startsWith("memory://");
+  const borrowed = inMemory ? await borrowMemoryDatabase() : undefined;
+  const database = options.database ?? borrowed;
   const bridge = await startBridge({
     config: {
       settings,
@@ -63,11 +68,18 @@ export async function startTestBridge(options: TestBridgeOptions): Promise<TestB
     http: options.http ?? true,
     worker: options.worker ?? true,
     ...(options.adapters && { adapters: options.adapters }),
-    ...(options.database && { database: options.database }),
+    ...(database && { database }),
+  }).catch(async (error: unknown) => {
+    if (borrowed) await giveBackMemoryDatabase(borrowed);
+    throw error;
   });
   const url = bridge.url ?? "";
   return {
     ...bridge,
+    async stop() {
+      await bridge.stop();
+      if (borrowed) await giveBackMemoryDatabase(borrowed);
+    },
     url,
     logs,
     post: (path, body, headers = {}) =>

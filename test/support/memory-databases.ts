@@ -1,6 +1,43 @@
-/** Every test process starts its in-memory databases from the run's one initialised image (global-setup.ts). */
+/**
+ * In-memory (PGlite) databases for tests. A test process starts them from the run's one initialised image
+ * (global-setup.ts), and keeps those its tests are done with for the next tests, emptied: opening one costs
+ * about 0.65 s of CPU, emptying and migrating it again a tenth of that. Those kept are closed when the test file ends.
+ */
 import { readFile } from "node:fs/promises";
-import { inject } from "vitest";
-import { startMemoryDatabasesFrom } from "../../src/db/client.js";
+import { sql } from "drizzle-orm";
+import { afterAll, inject } from "vitest";
+import { type Database, openDatabase, startMemoryDatabasesFrom } from "../../src/db/client.js";
+import { migrate } from "../../src/db/migrate.js";
 
 startMemoryDatabasesFrom(new Blob([await readFile(inject("memoryDatabaseImage"))]));
+
+const idle: Database[] = [];
+
+afterAll(async () => {
+  for (const database of idle.splice(0)) await database.close();
+});
+
+/** A migrated, empty in-memory database, for the caller alone until it gives it back. */
+export async function borrowMemoryDatabase(): Promise<Database> {
+  const database = idle.pop() ?? (await openDatabase({ dataDir: "memory://" }));
+  await migrate(database);
+  return database;
+}
+
+/**
+ * Takes back a database from borrowMemoryDatabase, emptied for the next test: its schemas dropped (a test may
+ * have altered a table), to be migrated again when borrowed; closed if that fails.
+ */
+export async function giveBackMemoryDatabase(database: Database): Promise<void> {
+  try {
+    for (const statement of [
+      "drop schema if exists drizzle cascade",
+      "drop schema public cascade",
+      "create schema public",
+    ])
+      await database.db.execute(sql.raw(statement));
+    idle.push(database);
+  } catch {
+    await database.close();
+  }
+}
