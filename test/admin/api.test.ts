@@ -8,6 +8,7 @@ import { QuickchatFake } from "../fakes/quickchat.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
 import { answerBeforeBody } from "../support/raw-socket.js";
+import { guardUnexpected } from "../support/unexpected.js";
 import {
   ADMIN_TOKEN,
   adminClient,
@@ -31,9 +32,11 @@ let fakes: ChannelFakes;
 let database: TestDatabase | undefined;
 let bridge: TestBridge;
 const admin = adminClient(() => bridge);
+const guard = guardUnexpected();
 
 beforeAll(async () => {
   fakes = await new ChannelFakes({ acme: A, victim: V, thief: T, "static-co": S, gone: G }).start();
+  guard.watch(...fakes.all());
   if (POSTGRES_URL) database = await createPostgresDatabase();
   bridge = await startTestBridge({
     tenants: [fakes.tenantBody("static-co")],
@@ -362,6 +365,8 @@ describe("conversations and failed messages", () => {
   it("lists a failed message and retries it once its scenario is fixed", async () => {
     const broken = { ...fakes.tenantBody("acme"), id: "broken" };
     broken.quickchat = { ...broken.quickchat, scenario_id: "broken-scenario" };
+    guard.expectRefusal(/^quickchat: 404 No implementation found for scenario_id broken-scenario$/);
+    guard.expectUserText("unavailable");
     expect((await admin.call("POST", "/tenants", broken)).status).toBe(201);
     expect((await sendTelegram(bridge.url, "broken", "are you there?", A.telegramSecret, 2001)).status).toBe(
       200,
@@ -438,6 +443,7 @@ describe("NUL characters (found by the fault suite's bad-input run)", () => {
 describe("the admin API cannot send stored secrets elsewhere", () => {
   it("a PUT that changes a block's destination must carry the block's secrets; nothing goes to the new host", async () => {
     const elsewhere = await new QuickchatFake({ scenarios: {} }).start();
+    guard.watch(elsewhere);
     try {
       const { id: _id, source: _source, ...shown } = (await admin.call("GET", "/tenants/acme")).json;
       const attempts = [
@@ -473,6 +479,7 @@ describe("the admin API cannot send stored secrets elsewhere", () => {
       });
       expect(moved.status).toBe(200);
       elsewhere.fail(1, 403, "<html>host detail ELSEWHERE-BODY-7f3a</html>");
+      guard.expectUserText("unavailable");
       expect((await sendTelegram(bridge.url, "acme", "moved", A.telegramSecret, 3002)).status).toBe(200);
       const failed = await waitFor(
         async () => {

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
+import { guardUnexpected } from "../support/unexpected.js";
 import {
   adminClient,
   adminEnv,
@@ -22,6 +23,7 @@ import {
 const A = credentials("alpha", 1);
 const B = credentials("beta", 2);
 const C = credentials("gamma", 3);
+const guard = guardUnexpected();
 
 /** Sends one message on each channel to `tenant` at `url` and expects each to be stored (200). */
 async function sendAll(url: string, tenant: string, c: Credentials, text: string) {
@@ -53,6 +55,7 @@ describe("a tenant created through the API", () => {
 
   beforeAll(async () => {
     fakes = await new ChannelFakes({ alpha: A, beta: B }).start();
+    guard.watch(...fakes.all());
     if (POSTGRES_URL) database = await createPostgresDatabase();
     bridge = await startTestBridge({
       tenants: [],
@@ -149,6 +152,7 @@ describe.skipIf(!POSTGRES_URL)("two processes sharing one PostgreSQL database", 
 
   beforeAll(async () => {
     fakes = await new ChannelFakes({ gamma: C }).start();
+    guard.watch(...fakes.all());
     database = await createPostgresDatabase();
     const common = { tenants: [], databaseUrl: database.url!, publicUrl: PUBLIC_URL, env: adminEnv() };
     front = await startTestBridge({ ...common, worker: false });
@@ -183,6 +187,9 @@ describe.skipIf(!POSTGRES_URL)("two processes sharing one PostgreSQL database", 
   it("a token update made on one process reaches the other's worker within a few seconds", async () => {
     const next = `${C.quickchatToken}-rotated`;
     fakes.scenarios["gamma-scenario"] = next;
+    // Until the replica sees the update, its worker asks with the old token: refused, and answered so.
+    guard.expectRefusal(/^quickchat: 400 Request is not authenticated$/);
+    guard.expectUserText("unavailable");
     const { id: _id, source: _source, ...body } = (await admin.call("GET", "/tenants/gamma")).json;
     body.quickchat.token = next;
     const started = Date.now();

@@ -8,6 +8,7 @@ import type { InboundMessage } from "../../src/channels/types.js";
 import { InboxWriter } from "../../src/db/inbox-writer.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
+import { guardUnexpected } from "../support/unexpected.js";
 import { adminClient, adminEnv, ChannelFakes, credentials, PUBLIC_URL, sendTelegram } from "./support.js";
 
 const LATENCY_MS = 500;
@@ -25,9 +26,11 @@ describe("per-tenant concurrency cap", () => {
   let database: TestDatabase | undefined;
   let bridge: TestBridge;
   const admin = adminClient(() => bridge);
+  const guard = guardUnexpected();
 
   beforeAll(async () => {
     fakes = await new ChannelFakes({ flooded: A, quiet: B }).start();
+    guard.watch(...fakes.all());
     if (POSTGRES_URL) database = await createPostgresDatabase();
     bridge = await startTestBridge({
       tenants: [],

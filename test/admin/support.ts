@@ -137,6 +137,11 @@ export class ChannelFakes {
     return this;
   }
 
+  /** Every fake, for the unexpected-failure guard (test/support/unexpected.ts). */
+  all() {
+    return [this.quickchat, this.telegram, this.slack, this.twilio];
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.servers.map((s) => s.close()), this.quickchat?.close()]);
   }

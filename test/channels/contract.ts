@@ -4,15 +4,16 @@
  * adapter to the platform's loopback fake; the database is read to count what was stored.
  *
  * One service and one set of fakes per driver; each case uses threads of its own, so cases never see each
- * other's messages. After every case: no user got the `unavailable` text (nor `unsupported`, unless the case
- * sent media), and the fake refused nothing as invalid.
+ * other's messages. After every case (test/support/unexpected.ts): no user got the `unavailable` text (nor
+ * `unsupported`, unless the case sent media), and neither the platform's fake nor Quickchat's refused a request.
  */
 import { and, eq } from "drizzle-orm";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { inboundMessages, outboundMessages } from "../../src/db/schema.js";
 import { QuickchatFake } from "../fakes/quickchat.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
+import { guardUnexpected } from "../support/unexpected.js";
 import type { ChannelDriver, DriverThread, Webhook } from "./driver.js";
 
 const TENANT = "contract";
@@ -67,6 +68,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
     let database: TestDatabase | undefined;
     let bridge: TestBridge;
     const path = `/webhooks/${TENANT}/${driver.route}`;
+    const guard = guardUnexpected([TEXTS]);
 
     beforeAll(async () => {
       quickchat = await new QuickchatFake({
@@ -74,6 +76,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
         reply: (text) => (text === LONG_REQUEST ? LONG_REPLY : escapeHtml(answerTo(text))),
       }).start();
       await driver.start({ tenantId: TENANT, webhookUrl: `${PUBLIC_URL}${path}` });
+      guard.watch(quickchat, driver.watched());
       database = POSTGRES_URL ? await createPostgresDatabase() : undefined;
       const adapters = driver.adapters?.();
       bridge = await startTestBridge({
@@ -98,35 +101,6 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
       await driver.stop();
       await quickchat?.close();
     });
-
-    /** The threads the running case used, the tenant texts it expects, the fake's refusals before it. */
-    let threads: T[] = [];
-    let expectedTexts: Set<string>;
-    let rejectionsBefore = 0;
-
-    beforeEach(() => {
-      threads = [];
-      expectedTexts = new Set();
-      rejectionsBefore = driver.rejections().length;
-    });
-
-    afterEach(() => {
-      for (const thread of threads) {
-        const unexpected = driver
-          .delivered(thread)
-          .filter(
-            (text) => (text === TEXTS.unavailable || text === TEXTS.unsupported) && !expectedTexts.has(text),
-          );
-        expect(unexpected, `tenant texts in ${thread.key}`).toEqual([]);
-      }
-      expect(driver.rejections().slice(rejectionsBefore), "requests the fake refused").toEqual([]);
-    });
-
-    const newThread = () => {
-      const thread = driver.newThread();
-      threads.push(thread);
-      return thread;
-    };
 
     const post = (webhook: Webhook) =>
       fetch(`${bridge.url}${path}`, { method: "POST", headers: webhook.headers, body: webhook.body });
@@ -185,7 +159,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
       quickchat.calls.filter((call) => call.body.client_metadata?.channel_thread_id === thread.key);
 
     it("answers a text with Quickchat's reply, having asked Quickchat once with that text", async () => {
-      const thread = newThread();
+      const thread = driver.newThread();
       await expectAck(await post(driver.text(thread, "What are your opening hours?").webhook));
       const row = await finished(thread);
 
@@ -202,7 +176,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
     });
 
     it(`refuses a webhook with a bad signature with ${driver.forgedStatus} and stores nothing`, async () => {
-      const thread = newThread();
+      const thread = driver.newThread();
       const stored = (await allRows()).length;
       const response = await post(driver.forged(driver.text(thread, "let me in").webhook));
 
@@ -212,7 +186,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
     });
 
     it("stores a redelivered message once, under the same dedupe key, and answers it once", async () => {
-      const thread = newThread();
+      const thread = driver.newThread();
       const message = driver.text(thread, "only once please");
       await expectAck(await post(message.webhook));
       await expectAck(await post(driver.redelivery(message)));
@@ -227,7 +201,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
     });
 
     it("acknowledges an update it ignores and stores nothing", async () => {
-      const thread = newThread();
+      const thread = driver.newThread();
       const stored = (await allRows()).length;
       await expectAck(await post(driver.ignored(thread)));
 
@@ -237,7 +211,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
     });
 
     it("stores text PostgreSQL cannot hold: NUL dropped, a lone surrogate as U+FFFD, and answers it", async () => {
-      const thread = newThread();
+      const thread = driver.newThread();
       await expectAck(await post(driver.text(thread, "a\u0000b\ud800c").webhook));
       const row = await finished(thread);
 
@@ -248,8 +222,8 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
     });
 
     it("answers unsupported media with the tenant's unsupported text, without asking Quickchat", async () => {
-      expectedTexts.add(TEXTS.unsupported);
-      const thread = newThread();
+      guard.expectUserText("unsupported");
+      const thread = driver.newThread();
       const asked = quickchat.calls.length;
       const message = driver.unsupported(thread);
       await expectAck(await post(message.webhook));
@@ -261,7 +235,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
     });
 
     it(`delivers a long reply as ordered parts of at most ${driver.partLimit} characters`, async () => {
-      const thread = newThread();
+      const thread = driver.newThread();
       await expectAck(await post(driver.text(thread, LONG_REQUEST).webhook));
       const row = await finished(thread);
 
@@ -295,7 +269,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
     });
 
     it("waits out the channel's rate limit for its retry delay, then delivers", async () => {
-      const thread = newThread();
+      const thread = driver.newThread();
       driver.failNextSend(thread, { kind: "rate_limit", retryAfterSeconds: 1 });
       await expectAck(await post(driver.text(thread, "slow down").webhook));
       const row = await finished(thread);
@@ -310,7 +284,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
     });
 
     it("retries a send the channel answered with a 5xx, and delivers", async () => {
-      const thread = newThread();
+      const thread = driver.newThread();
       driver.failNextSend(thread, { kind: "server_error" });
       await expectAck(await post(driver.text(thread, "try again").webhook));
       const row = await finished(thread);
@@ -322,7 +296,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
     });
 
     it("retries a send whose connection was refused, and delivers", async () => {
-      const thread = newThread();
+      const thread = driver.newThread();
       // Quickchat holds its answer until the channel is down, so the webhook's own calls still get through.
       const release = quickchat.hold();
       try {
@@ -354,7 +328,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
     });
 
     it("fails a message whose send retry window runs out, recording the error and keeping the reply", async () => {
-      const thread = newThread();
+      const thread = driver.newThread();
       // More failures than the window has room for retries.
       driver.failNextSend(thread, { kind: "server_error" }, 50);
       await expectAck(await post(driver.text(thread, "are you down?").webhook));
@@ -379,7 +353,7 @@ export function runChannelContract<T extends DriverThread>(driver: ChannelDriver
     });
 
     it("fails a stored message whose route lacks its fields as permanent, with the code bad_route", async () => {
-      const thread = newThread();
+      const thread = driver.newThread();
       // A row as an older version or a hand edit could leave it: the route has none of the channel's fields.
       await db()
         .insert(inboundMessages)

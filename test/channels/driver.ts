@@ -8,6 +8,7 @@
 import type { ChannelName } from "../../src/channels/registry.js";
 import type { AdapterMap } from "../../src/channels/types.js";
 import type { TenantInput } from "../../src/config/schema.js";
+import type { Watched } from "../support/unexpected.js";
 
 /** One webhook request as the platform would post it. */
 export interface Webhook {
@@ -89,8 +90,8 @@ export interface ChannelDriver<Thread extends DriverThread = DriverThread> {
   refuseConnections(): Promise<void>;
   acceptConnections(): Promise<void>;
   /**
-   * Every request the fake refused on its own checks (bad parameters, a text over the limit, unknown
-   * credentials), not because a test asked: each one is a bug in what the bridge sent.
+   * The platform's fake, for the unexpected-failure guard: the texts users got, and every request it refused
+   * on its own checks (bad parameters, a text over the limit, unknown credentials), not because a test asked.
    */
-  rejections(): string[];
+  watched(): Watched;
 }

@@ -14,6 +14,16 @@ export interface QuickchatCall {
   at: number;
 }
 
+/**
+ * A request the fake refused on its own checks (a body it cannot read, a missing field, an unknown scenario or
+ * token, a conv_id it never issued): each one is a bug in what was sent, unless the test arranged it. The
+ * answers a test asks for (`fail`, `outage`, `forgetConversations`) are not refusals.
+ */
+export interface QuickchatRejection {
+  status: number;
+  message: string;
+}
+
 interface InjectedFailure {
   status: number;
   body: string;
@@ -36,6 +46,8 @@ const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;")
  */
 export class QuickchatFake {
   readonly calls: QuickchatCall[] = [];
+  /** Requests refused on the fake's own checks, in arrival order. */
+  readonly rejections: QuickchatRejection[] = [];
   /** Milliseconds to wait before answering each request. */
   latencyMs = 0;
   /** While set, every request is recorded and answered 503 "Service unavailable" (an outage). */
@@ -44,6 +56,8 @@ export class QuickchatFake {
   /** While set, requests are recorded, then wait for it before being answered (see `hold`). */
   private held: Promise<void> | undefined;
   private readonly conversations = new Map<string, { scenario: string; ord: number }>();
+  /** conv_ids dropped by `forgetConversations`: answered 400 as Quickchat does, but at the test's request. */
+  private readonly forgotten = new Set<string>();
   private nextConv = 1;
   private server?: RunningFake;
 
@@ -85,7 +99,13 @@ export class QuickchatFake {
 
   /** Quickchat forgets every conversation: later requests with an old conv_id get 400. */
   forgetConversations(): void {
+    for (const convId of this.conversations.keys()) this.forgotten.add(convId);
     this.conversations.clear();
+  }
+
+  /** Every request refused on the fake's own checks, described, for the unexpected-failure guard. */
+  refused(): string[] {
+    return this.rejections.map((r) => `quickchat: ${r.status} ${r.message}`);
   }
 
   conversationCount(): number {
@@ -96,11 +116,15 @@ export class QuickchatFake {
     const app = new Hono();
     app.post("/chat", async (c) => {
       const at = Date.now();
+      const refuse = (message: string, status: 400 | 404 = 400) => {
+        this.rejections.push({ status, message });
+        return c.text(message, status);
+      };
       let body: QuickchatCall["body"];
       try {
         body = await c.req.json();
       } catch {
-        return c.text("Invalid JSON body", 400);
+        return refuse("Invalid JSON body");
       }
       this.calls.push({ authorization: c.req.header("authorization") ?? null, body, at });
       await this.held;
@@ -111,22 +135,23 @@ export class QuickchatFake {
       if (injected) return c.text(injected.body, injected.status as 500, injected.headers);
 
       const scenario = body.scenario_id;
-      if (!scenario) return c.text("Missing scenario_id", 400);
+      if (!scenario) return refuse("Missing scenario_id");
       const expected = this.options.scenarios[scenario];
-      if (expected === undefined) return c.text(`No implementation found for scenario_id ${scenario}`, 404);
+      if (expected === undefined) return refuse(`No implementation found for scenario_id ${scenario}`, 404);
       const presented = this.options.legacy
         ? body.api_key
         : c.req.header("authorization")?.replace(/^Bearer /, "");
-      if (presented !== expected) return c.text("Request is not authenticated", 400);
-      if (typeof body.text !== "string" || body.text === "") return c.text("Missing text", 400);
+      if (presented !== expected) return refuse("Request is not authenticated");
+      if (typeof body.text !== "string" || body.text === "") return refuse("Missing text");
       const metadata = body.client_metadata ?? {};
-      if (Object.keys(metadata).length > 5) return c.text("client_metadata can have at most 5 keys", 400);
+      if (Object.keys(metadata).length > 5) return refuse("client_metadata can have at most 5 keys");
 
       let convId = body.conv_id;
       if (convId !== undefined) {
         const known = this.conversations.get(convId);
-        if (!known || known.scenario !== scenario)
-          return c.text(`Conversation conv_id ${convId} is not valid.`, 400);
+        const invalid = `Conversation conv_id ${convId} is not valid.`;
+        if (this.forgotten.has(convId)) return c.text(invalid, 400);
+        if (!known || known.scenario !== scenario) return refuse(invalid);
       } else {
         convId = `conv-${this.nextConv++}`;
         this.conversations.set(convId, { scenario, ord: 0 });

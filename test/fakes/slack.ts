@@ -64,6 +64,10 @@ export interface FakeSlack {
   posted: PostedMessage[];
   /** Calls answered `ok: false` by Slack's own checks (bad arguments, unknown token or user), not by `fail`. */
   rejections: SlackRejection[];
+  /** The texts users saw, in order (the unexpected-failure guard reads them). */
+  textsToUsers(): string[];
+  /** `rejections`, described. */
+  refused(): string[];
   callsTo(method: string): SlackApiCall[];
   /** A workspace member users.info knows from now on. */
   addUser(user: FakeSlackUser): void;
@@ -165,6 +169,8 @@ export function createSlackFake(options: { bots: FakeSlackBot[]; users?: FakeSla
     calls,
     posted,
     rejections,
+    textsToUsers: () => posted.map((m) => m.text),
+    refused: () => rejections.map((r) => `slack ${r.method}: ${r.error}`),
     callsTo: (method) => calls.filter((call) => call.method === method),
     addUser: (user) => users.set(user.id, user),
     fail(method, fault, times = 1) {

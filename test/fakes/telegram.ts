@@ -120,6 +120,10 @@ export interface TelegramFake {
   messages: TelegramSentMessage[];
   /** Requests answered with a validation error (not an injected failure, nor a blocked or migrated chat). */
   rejections: TelegramRejection[];
+  /** The texts users saw, in order (the unexpected-failure guard reads them). */
+  textsToUsers(): string[];
+  /** `rejections`, described. */
+  refused(): string[];
   /** Calls of one method (answered with 200 unless `includeFailed`). */
   callsTo(method: string, options?: { includeFailed?: boolean }): TelegramCall[];
   /** Registers a bot; calls with an unknown token get 401. */
@@ -342,6 +346,8 @@ export function createTelegramFake(bots: Record<string, UserFromGetMe> = {}): Te
     calls,
     messages,
     rejections,
+    textsToUsers: () => messages.map((m) => m.text),
+    refused: () => rejections.map((r) => `telegram ${r.method}: ${r.status} ${r.description}`),
     callsTo: (method, options) =>
       calls.filter((call) => call.method === method && (options?.includeFailed || call.status === 200)),
     addBot,

@@ -80,6 +80,10 @@ export interface TwilioFake {
   rejections: TwilioRejection[];
   /** Accepted messages only. */
   sent(): MessagesCall[];
+  /** The texts users saw, in order (the unexpected-failure guard reads them). */
+  textsToUsers(): string[];
+  /** `rejections`, described. */
+  refused(): string[];
   /** The next calls fail with these answers, one each, in order. */
   failNext(...failures: InjectedFailure[]): void;
   /** The next calls to this `To` number fail with these answers, one each, in order (after `failNext`'s). */
@@ -102,6 +106,7 @@ export function createTwilioFake(accounts: Record<string, string>): TwilioFake {
   const failures: InjectedFailure[] = [];
   const failuresTo = new Map<string, InjectedFailure[]>();
   const app = new Hono();
+  const sent = () => calls.filter((call) => call.sid !== undefined);
 
   const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
     new Response(JSON.stringify(body), {
@@ -157,7 +162,9 @@ export function createTwilioFake(accounts: Record<string, string>): TwilioFake {
     accounts: credentials,
     calls,
     rejections,
-    sent: () => calls.filter((call) => call.sid !== undefined),
+    sent,
+    textsToUsers: () => sent().map((call) => call.params.Body ?? ""),
+    refused: () => rejections.map((r) => `twilio: ${r.status} ${r.code} ${r.message}`),
     failNext: (...next) => failures.push(...next),
     failTo(to, ...next) {
       failuresTo.set(to, [...(failuresTo.get(to) ?? []), ...next]);

@@ -122,6 +122,10 @@ export interface WhatsappCloudFake {
   messagesTo(recipient: string): CloudSend[];
   /** Accepted messages only. */
   sent(): CloudSend[];
+  /** The texts users saw, in order (the unexpected-failure guard reads them). */
+  textsToUsers(): string[];
+  /** `rejections`, described. */
+  refused(): string[];
   /** Accepted read receipts (typing indicators) only. */
   typings(): CloudSend[];
   /** The next sends get these answers, one each, in order (after the token is checked). */
@@ -228,6 +232,8 @@ export function createWhatsappCloudFake(options: {
     messagesTo: (recipient) =>
       calls.filter((call) => call.kind === "message" && recipientOf(call.body) === recipient),
     sent: () => calls.filter((call) => call.kind === "message" && call.id !== undefined),
+    textsToUsers: () => fake.sent().map((call) => (call.body as { text: { body: string } }).text.body),
+    refused: () => rejections.map((r) => `whatsapp_cloud: ${r.status} #${r.code} ${r.message}`),
     typings: () => calls.filter((call) => call.kind === "read" && call.status === 200),
     failNext: (...next) => void failures.push(...next),
     failTo(recipient, ...next) {

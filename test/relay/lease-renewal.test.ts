@@ -9,10 +9,13 @@ import {
   loopbackHeaders,
   loopbackTenant,
 } from "../support/loopback-channel.js";
+import { guardUnexpected } from "../support/unexpected.js";
 
 const LEASE_SECONDS = 2;
 
 describe.each(DATABASE_KINDS)("lease renewal on %s", (kind) => {
+  const guard = guardUnexpected();
+
   it("keeps each message with its worker while Quickchat takes longer than the lease: one call, one reply", async () => {
     const quickchat = await new QuickchatFake({
       scenarios: { "acme-scenario": "acme-token" },
@@ -22,6 +25,7 @@ describe.each(DATABASE_KINDS)("lease renewal on %s", (kind) => {
     quickchat.latencyMs = (LEASE_SECONDS + 1) * 1000;
     const delivered: Delivered[] = [];
     const channels = [new LoopbackChannel(delivered), new LoopbackChannel(delivered)];
+    guard.watch(quickchat, ...channels);
     // Two worker pools on one database: each polls for messages whose lease ran out.
     const replicas = await startBridges(
       kind,

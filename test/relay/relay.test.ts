@@ -11,12 +11,14 @@ import {
   loopbackHeaders,
   loopbackTenant,
 } from "../support/loopback-channel.js";
+import { guardUnexpected } from "../support/unexpected.js";
 
 describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
   let quickchat: QuickchatFake;
   let channel: LoopbackChannel;
   let database: TestDatabase;
   let bridge: TestBridge;
+  const guard = guardUnexpected();
 
   async function setup(
     env: Record<string, string> = {},
@@ -27,6 +29,7 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
       ...(options.reply && { reply: options.reply }),
     }).start();
     channel = new LoopbackChannel();
+    guard.watch(quickchat, channel);
     database = await createTestDatabase(kind);
     const tenant = loopbackTenant("acme", quickchat.url);
     bridge = await startTestBridge({
@@ -117,6 +120,8 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
 
   it("does not retry an unknown scenario and sends the unavailable text; the message is failed", async () => {
     await setup({}, { scenarios: {} });
+    guard.expectRefusal(/^quickchat: 404 No implementation found for scenario_id acme-scenario$/);
+    guard.expectUserText("unavailable");
     await send({ id: "m1", thread: "t1", user: "u1", text: "hi" });
     await waitFor(() => channel.delivered.length === 1);
     await new Promise((r) => setTimeout(r, 500));
@@ -133,6 +138,7 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
 
   it("gives up after QUICKCHAT_MAX_RETRY_SECONDS with the unavailable text", async () => {
     await setup({ QUICKCHAT_MAX_RETRY_SECONDS: "1" });
+    guard.expectUserText("unavailable");
     quickchat.fail(100, 503);
     await send({ id: "m1", thread: "t1", user: "u1", text: "hi" });
     await waitFor(() => channel.delivered.length === 1, 10_000);

@@ -8,6 +8,7 @@ import {
   loopbackHeaders,
   loopbackTenant,
 } from "../support/loopback-channel.js";
+import { guardUnexpected } from "../support/unexpected.js";
 
 const THREADS = 50;
 const PER_THREAD = 10;
@@ -20,6 +21,7 @@ describe.skipIf(!POSTGRES_URL)("two worker pools on one PostgreSQL database", ()
   const delivered: Delivered[] = [];
   const channels = [new LoopbackChannel(delivered), new LoopbackChannel(delivered)];
   const channel = channels[0]!;
+  const guard = guardUnexpected();
 
   beforeAll(async () => {
     quickchat = await new QuickchatFake({
@@ -27,6 +29,7 @@ describe.skipIf(!POSTGRES_URL)("two worker pools on one PostgreSQL database", ()
       reply: (text) => `re:${text}`,
     }).start();
     quickchat.latencyMs = 2;
+    guard.watch(quickchat, ...channels);
     database = await createPostgresDatabase();
     for (let i = 0; i < 2; i++) {
       bridges.push(

@@ -8,6 +8,7 @@ import {
   loopbackHeaders,
   loopbackTenant,
 } from "../support/loopback-channel.js";
+import { guardUnexpected } from "../support/unexpected.js";
 
 /** Two paragraphs of 3,000 characters: a reply the channel (Telegram's 4,096 limit) gets in two parts. */
 const PARAGRAPH = "word ".repeat(600).trim();
@@ -24,6 +25,7 @@ describe.skipIf(!POSTGRES_URL)("graceful stop past its timeout with a send in fl
   const delivered: Delivered[] = [];
   const stopping = new LoopbackChannel(delivered);
   const taking = new LoopbackChannel(delivered);
+  const guard = guardUnexpected();
 
   beforeAll(async () => {
     quickchat = await new QuickchatFake({
@@ -31,6 +33,7 @@ describe.skipIf(!POSTGRES_URL)("graceful stop past its timeout with a send in fl
       reply: () => `<p>${PARAGRAPH}</p><p>${PARAGRAPH}</p>`,
     }).start();
     database = await createPostgresDatabase();
+    guard.watch(quickchat, stopping, taking);
   });
 
   afterAll(async () => {

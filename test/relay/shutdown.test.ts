@@ -8,6 +8,7 @@ import { type RunningFake, startFake } from "../fakes/server.js";
 import { createTelegramFake, deliverUpdate, type TelegramFake } from "../fakes/telegram.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 import { waitFor } from "../support/harness.js";
+import { guardUnexpected } from "../support/unexpected.js";
 import { ALICE, BOT, messageUpdate, privateChat, textMessage } from "../telegram/updates.js";
 
 const BIN = new URL("../../bin/bridge.js", import.meta.url).pathname;
@@ -57,6 +58,7 @@ describe("graceful shutdown under load", () => {
   let database: TestDatabase | undefined;
   let env: Record<string, string>;
   let dataDir: string | undefined;
+  const guard = guardUnexpected();
   const newDataDir = () => {
     dataDir = mkdtempSync(join(tmpdir(), "qb-shutdown-"));
     return dataDir;
@@ -67,6 +69,7 @@ describe("graceful shutdown under load", () => {
     quickchat.latencyMs = 300;
     telegram = createTelegramFake({ [TOKEN]: BOT });
     telegramServer = await startFake(telegram.app);
+    guard.watch(quickchat, telegram);
     database = POSTGRES_URL ? await createPostgresDatabase() : undefined;
     env = {
       PORT: "0",

@@ -4,8 +4,11 @@ import { startBridges } from "../support/bridges.js";
 import { DATABASE_KINDS } from "../support/db.js";
 import { waitFor } from "../support/harness.js";
 import { LoopbackChannel, loopbackHeaders, loopbackTenant } from "../support/loopback-channel.js";
+import { guardUnexpected } from "../support/unexpected.js";
 
 describe.each(DATABASE_KINDS)("per-thread order on %s", (kind) => {
+  const guard = guardUnexpected();
+
   it("asks Quickchat for a thread's next message only once the one before it is delivered", async () => {
     const quickchat = await new QuickchatFake({
       scenarios: { "acme-scenario": "acme-token" },
@@ -13,6 +16,7 @@ describe.each(DATABASE_KINDS)("per-thread order on %s", (kind) => {
     }).start();
     onTestFinished(() => quickchat.close());
     const channel = new LoopbackChannel();
+    guard.watch(quickchat, channel);
     const [bridge] = await startBridges(kind, [
       { tenants: [loopbackTenant("acme", quickchat.url)], adapters: { telegram: channel } },
     ]);

@@ -11,6 +11,7 @@ import {
   slackPayloads,
 } from "../fakes/slack.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
+import { guardUnexpected } from "../support/unexpected.js";
 
 /**
  * The whole service over HTTP: signed Events API deliveries in, the real WebClient out to the Slack fake,
@@ -29,6 +30,7 @@ let quickchat: QuickchatFake;
 let slack: FakeSlack;
 let slackServer: RunningFake;
 let bridge: TestBridge;
+const guard = guardUnexpected();
 
 const escapeHtml = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
@@ -42,6 +44,7 @@ beforeEach(async () => {
     users: [{ id: ALICE, name: "alice", realName: "Alice Liddell", displayName: "Alice" }],
   });
   slackServer = await startFake(slack.app);
+  guard.watch(quickchat, slack);
   bridge = await startTestBridge({
     tenants: [
       {

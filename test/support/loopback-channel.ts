@@ -50,6 +50,8 @@ export class LoopbackChannel implements ChannelAdapter<TelegramConfig> {
   readonly format = CHANNEL_FORMATS.telegram;
   /** Sends made by this instance (several instances may share one `delivered` list). */
   sent = 0;
+  /** The texts this instance delivered. */
+  private readonly sentTexts: string[] = [];
   readonly sendFailures: ChannelSendError[] = [];
   /** Every send that reached the channel, in order. */
   readonly attempts: SendAttempt[] = [];
@@ -116,6 +118,7 @@ export class LoopbackChannel implements ChannelAdapter<TelegramConfig> {
       throw new ChannelSendError("permanent", "empty text", "empty_text");
     }
     this.sent++;
+    this.sentTexts.push(text);
     this.delivered.push({
       threadKey: target.threadKey,
       text,
@@ -146,6 +149,16 @@ export class LoopbackChannel implements ChannelAdapter<TelegramConfig> {
   /** The next sends to this thread fail this way, one each, in order (after any `sendFailures`). */
   failThread(threadKey: string, ...failures: ChannelSendError[]): void {
     this.threadFailures.set(threadKey, [...(this.threadFailures.get(threadKey) ?? []), ...failures]);
+  }
+
+  /** The texts this instance delivered, in order (the unexpected-failure guard reads them). */
+  textsToUsers(): string[] {
+    return this.sentTexts;
+  }
+
+  /** `rejections`, described. */
+  refused(): string[] {
+    return this.rejections.map((r) => `loopback: ${r}`);
   }
 
   /** Deliveries of one thread, in order. */

@@ -9,6 +9,7 @@ import { QuickchatFake } from "../fakes/quickchat.js";
 import { type RunningFake, startFake } from "../fakes/server.js";
 import { createTelegramFake, deliverUpdate, type TelegramFake } from "../fakes/telegram.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
+import { guardUnexpected } from "../support/unexpected.js";
 import {
   ALICE,
   album,
@@ -45,6 +46,7 @@ let quickchat: QuickchatFake;
 let telegram: TelegramFake;
 let telegramServer: RunningFake;
 let bridge: TestBridge;
+const guard = guardUnexpected([TEXTS]);
 
 beforeEach(async () => {
   quickchat = await new QuickchatFake({
@@ -58,6 +60,7 @@ beforeEach(async () => {
   }).start();
   telegram = createTelegramFake({ [TOKEN]: BOT });
   telegramServer = await startFake(telegram.app);
+  guard.watch(quickchat, telegram);
   bridge = await startTestBridge({
     tenants: [
       {
@@ -172,6 +175,7 @@ describe("payloads from real traffic (issue 24)", () => {
   });
 
   it("a caption-less album gets one unsupported answer; an automatic forward of a channel post none", async () => {
+    guard.expectUserText("unsupported");
     const photos = album(dm, [undefined, undefined, undefined]);
     for (const photo of photos) await deliverOk(messageUpdate(photo));
     await deliverOk(
@@ -257,6 +261,7 @@ describe("groups and forum topics", () => {
   });
 
   it("a sticker replying to the bot in a group gets the unsupported text", async () => {
+    guard.expectUserText("unsupported");
     await deliverOk(
       messageUpdate(stickerMessage({ chat: GROUP, replyTo: botMessage("Anything else?", GROUP) })),
     );

@@ -16,6 +16,7 @@ import {
 } from "../fakes/twilio.js";
 import { partByChannelId, settledInbox } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
+import { guardUnexpected } from "../support/unexpected.js";
 
 /**
  * The whole service over HTTP: signed Twilio webhooks in, the real twilio client out to the Messages API fake,
@@ -43,6 +44,7 @@ let quickchat: QuickchatFake;
 let twilio: TwilioFake;
 let twilioServer: RunningFake;
 let bridge: TestBridge;
+const guard = guardUnexpected();
 
 function tenants() {
   return [
@@ -66,6 +68,7 @@ beforeEach(async () => {
   }).start();
   twilio = createTwilioFake({ [SID]: TOKEN, [OTHER_SID]: OTHER_TOKEN });
   twilioServer = await startFake(twilio.app);
+  guard.watch(quickchat, twilio);
   bridge = await startTestBridge({ tenants: tenants(), publicUrl: PUBLIC });
 });
 

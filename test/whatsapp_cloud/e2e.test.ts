@@ -46,6 +46,7 @@ import {
 } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
 import { answerBeforeBody } from "../support/raw-socket.js";
+import { guardUnexpected } from "../support/unexpected.js";
 
 const APP_SECRET = "acme-meta-app-secret-5f0c1e2d3b4a";
 const ACCESS_TOKEN = "EAAGacmeSystemUserAccessToken0123456789";
@@ -64,6 +65,7 @@ let graph: WhatsappCloudFake;
 let graphServer: RunningFake;
 let database: TestDatabase | undefined;
 let bridge: TestBridge;
+const guard = guardUnexpected();
 
 const cloudBlock = () => ({
   app_secret: APP_SECRET,
@@ -126,6 +128,7 @@ async function start() {
   }).start();
   graph = createWhatsappCloudFake({ accessToken: ACCESS_TOKEN, phoneNumberIds: [PHONE_NUMBER_ID] });
   graphServer = await startFake(graph.app);
+  guard.watch(quickchat, graph);
   if (POSTGRES_URL) database = await createPostgresDatabase();
   bridge = await startTestBridge({
     tenants: tenants(),
@@ -350,6 +353,7 @@ describe("WhatsApp Cloud over HTTP", () => {
     it("fails the message on 190 (access token invalid) as permanent", async () => {
       // The token was revoked at Meta: the tenant's configured one is refused from now on.
       graph.accessToken = "EAAGanotherTokenIssuedLater";
+      guard.expectRefusal(/^whatsapp_cloud: 401 #190 /);
       await deliverOk(inboundText("anyone there?"));
       const [row] = await settled(1);
 

@@ -67,6 +67,6 @@ export function loopbackDriver(): ChannelDriver {
     acceptConnections: async () => {
       channel.unreachable = false;
     },
-    rejections: () => channel.rejections,
+    watched: () => channel,
   };
 }

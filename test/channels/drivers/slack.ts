@@ -107,6 +107,6 @@ export function slackDriver(): ChannelDriver<SlackThread> {
       fake.failChannel(thread.channel, "chat.postMessage", slackFault(failure), times),
     refuseConnections: () => server.refuseConnections(),
     acceptConnections: () => server.acceptConnections(),
-    rejections: () => fake.rejections.map((r) => `${r.method}: ${r.error}`),
+    watched: () => fake,
   };
 }

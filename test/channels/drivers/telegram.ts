@@ -96,6 +96,6 @@ export function telegramDriver(): ChannelDriver<TelegramThread> {
       fake.failChat(thread.chat.id, "sendMessage", telegramFailure(failure), times),
     refuseConnections: () => server.refuseConnections(),
     acceptConnections: () => server.acceptConnections(),
-    rejections: () => fake.rejections.map((r) => `${r.method}: ${r.status} ${r.description}`),
+    watched: () => fake,
   };
 }

@@ -95,6 +95,6 @@ export function whatsappDriver(): ChannelDriver<WhatsappThread> {
       fake.failTo(thread.user, ...Array.from({ length: times }, () => twilioFailure(failure))),
     refuseConnections: () => server.refuseConnections(),
     acceptConnections: () => server.acceptConnections(),
-    rejections: () => fake.rejections.map((r) => `${r.status} ${r.code} ${r.message}`),
+    watched: () => fake,
   };
 }

@@ -114,6 +114,6 @@ export function whatsappCloudDriver(): ChannelDriver<CloudThread> {
       fake.failTo(thread.user.waId, ...Array.from({ length: times }, () => graphFailure(failure))),
     refuseConnections: () => server.refuseConnections(),
     acceptConnections: () => server.acceptConnections(),
-    rejections: () => fake.rejections.map((r) => `${r.status} #${r.code} ${r.message}`),
+    watched: () => fake,
   };
 }
