@@ -134,12 +134,15 @@ describe.runIf(POSTGRES_AVAILABLE)(
       console.log(
         `takeover after a restart: killed ${killed - started} ms in with ${leased.length} messages leased, ` +
           `restarted ${restarted - killed} ms later; last webhook accepted ${lastAccepted - killed} ms after ` +
-          `the kill; those leased answered ${answeredWithin(world, leased, killed)} ms after the kill; all ` +
+          `the kill; those leased answered ${answeredWithin(world, leased, killed)} ms after the kill, ` +
+          `${answeredWithin(world, leased, restarted)} ms after the restart; all ` +
           `${sent.length} answered ${answeredWithin(world, all, lastAccepted)} ms after the last accepted webhook`,
       );
       expect(leased.length).toBeGreaterThan(0);
       expect(unanswered, "not answered within 30 s of the last accepted webhook").toEqual([]);
-      expect(answeredWithin(world, leased, killed)).toBeLessThanOrEqual(10_000);
+      // Counted from the restarted process listening: how long it takes to start (tsx, a loaded machine, tests
+      // in parallel) is not the takeover's. It judges the dead one after beating a whole TAKEOVER_SECONDS (5).
+      expect(answeredWithin(world, leased, restarted)).toBeLessThanOrEqual(10_000);
       await expectRepeatsBounded(world, inbox, [inFlight], "takeover after a restart");
     }, 90_000);
 
