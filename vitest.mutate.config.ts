@@ -41,6 +41,8 @@ export default defineConfig({
     // PGlite only, whatever DATABASE_URL says: the statements mean the same there, and the PostgreSQL-only
     // tests measure plans and concurrency over large inboxes, not what a statement does.
     env: { DATABASE_URL: "" },
+    globalSetup: ["test/support/global-setup.ts"],
+    setupFiles: ["test/support/fast-check-seed.ts", "test/support/memory-databases.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },
