@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { eq, type SQL, sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import postgres from "postgres";
@@ -25,16 +26,18 @@ export interface TestDatabase {
 /**
  * An empty database on the test PostgreSQL server, for the running test. CREATE and DROP DATABASE each wait
  * for a checkpoint (up to 2 s here), so databases are reused: one released by `drop()` is handed out again
- * with its schemas dropped and made anew, which leaves it as empty as a new one. Names carry the run and the
- * vitest worker slot, so workers and concurrent runs never share one; the run's teardown drops them
- * (global-setup.ts).
+ * under a new name (so a client some earlier test left connected cannot reach it again), with its schemas
+ * dropped and made anew, as empty as a new one. Names carry the run and the vitest worker slot, so workers and
+ * concurrent runs never share one; the run's teardown drops them (global-setup.ts).
  */
 export async function createPostgresDatabase(): Promise<TestDatabase> {
   if (!POSTGRES_URL) throw new Error("DATABASE_URL is not set");
-  const name = released.pop() ?? `${TEST_DATABASE_PREFIX}${inject("testRunId")}_${workerSlot()}_${made++}`;
+  const name = `${TEST_DATABASE_PREFIX}${inject("testRunId")}_${process.env.VITEST_POOL_ID ?? "0"}_${randomBytes(4).toString("hex")}`;
   const url = new URL(POSTGRES_URL);
   url.pathname = `/${name}`;
-  await emptied(name, url.toString());
+  const reused = released.pop();
+  if (reused) await renamedAndEmptied(reused, name, url.toString());
+  else await withAdmin((admin) => admin.unsafe(`create database ${name}`));
   return {
     url: url.toString(),
     async drop() {
@@ -43,23 +46,31 @@ export async function createPostgresDatabase(): Promise<TestDatabase> {
   };
 }
 
-/** Databases this process made and the tests have released, and how many it made. */
+/** Databases this process made and the tests have released. */
 const released: string[] = [];
-let made = 0;
 
-/** This process's worker slot: an earlier test file in the same slot may have left databases of its names. */
-const workerSlot = () => process.env.VITEST_POOL_ID ?? "0";
-
-/** Makes database `name`, or, when an earlier test left it, ends its sessions and empties it. */
-async function emptied(name: string, url: string): Promise<void> {
+async function withAdmin<T>(use: (admin: postgres.Sql) => Promise<T>): Promise<T> {
   const admin = postgres(POSTGRES_URL!, { max: 1, onnotice: () => {} });
   try {
-    const [exists] = await admin`select 1 from pg_database where datname = ${name}`;
-    if (!exists) return void (await admin.unsafe(`create database ${name}`));
-    await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name}`;
+    return await use(admin);
   } finally {
     await admin.end();
   }
+}
+
+/** Ends the sessions on database `from`, renames it `to`, and drops and makes anew its schemas. */
+async function renamedAndEmptied(from: string, to: string, url: string): Promise<void> {
+  await withAdmin(async (admin) => {
+    // A client left connected may reconnect between the two statements: try again.
+    for (let attempt = 1; ; attempt++) {
+      await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${from}`;
+      try {
+        return void (await admin.unsafe(`alter database ${from} rename to ${to}`));
+      } catch (error) {
+        if (attempt === 5) throw error;
+      }
+    }
+  });
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
     await sql.unsafe(
