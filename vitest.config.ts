@@ -1,4 +1,20 @@
 import { defineConfig } from "vitest/config";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
+
+/**
+ * Files that start the service or the CLI as child processes (fault suite, container and demo, CLI) take the
+ * longest and mostly wait on those processes; they start first, so no worker ends the run alone on one of them.
+ * The rest keep vitest's own order (slowest of the last run first, else largest file first).
+ */
+const CHILD_PROCESS_FILES = /\/test\/(faults|ops|cli)\//;
+
+class ChildProcessFilesFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const first = (file: TestSpecification) => CHILD_PROCESS_FILES.test(file.moduleId);
+    return [...sorted.filter(first), ...sorted.filter((file) => !first(file))];
+  }
+}
 
 export default defineConfig({
   test: {
@@ -6,9 +22,11 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Test files share their worker's modules (the SDKs and the service load once per worker, not per file).
     isolate: false,
-    maxWorkers: 2,
+    maxWorkers: 3,
+    sequence: { sequencer: ChildProcessFilesFirst },
     globalSetup: ["test/support/global-setup.ts"],
-    setupFiles: ["test/support/fast-check-seed.ts", "test/support/memory-databases.ts"],
+    setupFiles: ["test/support/fast-check-seed.ts"],
   },
 });

@@ -42,7 +42,7 @@ export default defineConfig({
     // tests measure plans and concurrency over large inboxes, not what a statement does.
     env: { DATABASE_URL: "" },
     globalSetup: ["test/support/global-setup.ts"],
-    setupFiles: ["test/support/fast-check-seed.ts", "test/support/memory-databases.ts"],
+    setupFiles: ["test/support/fast-check-seed.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

@@ -18,9 +18,9 @@ import { keyId, SecretBox } from "../../src/tenants/secrets.js";
 import { TenantStore } from "../../src/tenants/store.js";
 import { startFake } from "../fakes/server.js";
 import { createTelegramFake } from "../fakes/telegram.js";
+import { bridgeBin } from "../support/service-build.js";
 import { BOT } from "../telegram/updates.js";
 
-const BIN = new URL("../../bin/bridge.js", import.meta.url).pathname;
 const VERSION = (
   JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
     version: string;
@@ -82,7 +82,7 @@ describe("bridge CLI", () => {
    * fake the command calls is served by this process.
    */
   async function bridge(args: string[], env: Record<string, string> = {}, cwd = tempDir()): Promise<Result> {
-    child = spawn(process.execPath, [BIN, ...args], { env: { ...cleanEnv(), ...env }, cwd });
+    child = spawn(process.execPath, [bridgeBin(), ...args], { env: { ...cleanEnv(), ...env }, cwd });
     let stdout = "";
     let stderr = "";
     child.stdout!.on("data", (chunk: Buffer) => {
@@ -97,7 +97,7 @@ describe("bridge CLI", () => {
 
   it("serves /healthz on embedded PGlite with nothing configured but a tenant, and logs it", async () => {
     const dir = tempDir();
-    child = spawn(process.execPath, [BIN, "serve"], {
+    child = spawn(process.execPath, [bridgeBin(), "serve"], {
       env: {
         ...cleanEnv(),
         PORT: "0",

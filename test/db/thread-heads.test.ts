@@ -13,6 +13,7 @@ import {
 import { adminClient, adminEnv } from "../admin/support.js";
 import { startBridges } from "../support/bridges.js";
 import { DATABASE_KINDS, inboxRow, migrated, migratedDatabase, POSTGRES_URL, rowsOf } from "../support/db.js";
+import { waitFor } from "../support/harness.js";
 
 const THREADS = 8;
 
@@ -56,7 +57,9 @@ describe.skipIf(!POSTGRES_URL)("thread heads under concurrent inserts and ends",
         ),
       )[0]?.n ?? 0;
     const run = Promise.all([writer(0), writer(1), worker("w1"), worker("w2")]);
+    // 4 s, and longer on a loaded machine until enough races have had their chance.
     await new Promise((resolve) => setTimeout(resolve, 4_000));
+    await waitFor(() => inserted > 200, 20_000, "200 messages inserted");
     stop = true;
     await run;
     // Whatever is still unfinished can only be a message nothing will ever make due again.

@@ -10,6 +10,7 @@ import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitFor } from "../support/harness.js";
+import { bridgeBin } from "../support/service-build.js";
 import { Inbox, sleep } from "./support/outcomes.js";
 import { FaultWorld, IDS, POSTGRES_AVAILABLE, type ServiceProcess, size } from "./support/service.js";
 import { answeredCount, CHANNELS, type Message, markerOf, tally, webhookFor } from "./support/traffic.js";
@@ -22,7 +23,6 @@ const PAUSE_MS = size(150, 40);
 /** How long traffic runs in each state of the procedure before the next step. */
 const DWELL_MS = size(1_500, 5_000);
 
-const BIN = new URL("../../bin/bridge.js", import.meta.url).pathname;
 const [K1, K2] = [randomBytes(32).toString("base64"), randomBytes(32).toString("base64")];
 
 /** The tenant lives in the database (the admin API's), not in the environment: blank the shorthand. */
@@ -203,7 +203,7 @@ describe.runIf(POSTGRES_AVAILABLE)("secret key rotation with two replicas", () =
       await restart("b", ["K2,K1", `${K2},${K1}`]);
       // 3. Re-encrypt what is still sealed with the old key.
       step("3. bridge rotate-key");
-      const rotated = spawnSync(process.execPath, [BIN, "rotate-key"], {
+      const rotated = spawnSync(process.execPath, [bridgeBin(), "rotate-key"], {
         env: { ...process.env, ...world.env, BRIDGE_SECRET_KEY: `${K2},${K1}` },
         encoding: "utf8",
         timeout: 60_000,

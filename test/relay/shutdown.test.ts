@@ -8,10 +8,10 @@ import { type RunningFake, startFake } from "../fakes/server.js";
 import { createTelegramFake, deliverUpdate, type TelegramFake } from "../fakes/telegram.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 import { waitFor } from "../support/harness.js";
+import { bridgeBin } from "../support/service-build.js";
 import { guardUnexpected } from "../support/unexpected.js";
 import { ALICE, BOT, messageUpdate, privateChat, textMessage } from "../telegram/updates.js";
 
-const BIN = new URL("../../bin/bridge.js", import.meta.url).pathname;
 const TOKEN = "7012345678:AAHshutdownTestToken_0123456789abcdef";
 const SECRET = "shutdown-secret";
 const MESSAGES = 40;
@@ -25,7 +25,7 @@ interface Service {
 
 /** The real service as a child process, so SIGTERM is a real signal; ended when the test ends, however. */
 function spawnService(env: Record<string, string>): Omit<Service, "url"> {
-  const child = spawn(process.execPath, [BIN, "serve"], { env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [bridgeBin(), "serve"], { env: { ...process.env, ...env } });
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   onTestFinished(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");

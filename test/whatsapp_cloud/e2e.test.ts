@@ -46,6 +46,7 @@ import {
 } from "../support/db.js";
 import { startTestBridge, type TestBridge, waitFor } from "../support/harness.js";
 import { answerBeforeBody } from "../support/raw-socket.js";
+import { bridgeBin } from "../support/service-build.js";
 import { guardUnexpected } from "../support/unexpected.js";
 
 const APP_SECRET = "acme-meta-app-secret-5f0c1e2d3b4a";
@@ -532,11 +533,11 @@ describe("WhatsApp Cloud configuration", () => {
             !/^(DATABASE_URL|PUBLIC_URL|QUICKCHAT_|TELEGRAM_|SLACK_|TWILIO_|WHATSAPP_|BRIDGE_)/.test(k),
         ),
       );
-      const result = spawnSync(
-        process.execPath,
-        [new URL("../../bin/bridge.js", import.meta.url).pathname, "check-config"],
-        { env: { ...env, BRIDGE_CONFIG: file }, cwd: dir, encoding: "utf8" },
-      );
+      const result = spawnSync(process.execPath, [bridgeBin(), "check-config"], {
+        env: { ...env, BRIDGE_CONFIG: file },
+        cwd: dir,
+        encoding: "utf8",
+      });
       expect(result.stderr).toBe("");
       expect(result.status).toBe(0);
       expect(result.stdout).toContain(`tenant acme (from ${file}): whatsapp_cloud\n`);

@@ -14,6 +14,7 @@ import { createSlackFake, type FakeSlack } from "../../fakes/slack.js";
 import { createTelegramFake, type TelegramFake } from "../../fakes/telegram.js";
 import { createTwilioFake, type TwilioFake } from "../../fakes/twilio.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../../support/db.js";
+import { bridgeBin } from "../../support/service-build.js";
 import { BOT } from "../../telegram/updates.js";
 
 /** `npm run test:faults` sets FAULTS_FULL=1 for the sizes the issue names; `npm test` runs bounded ones. */
@@ -119,8 +120,6 @@ export function serviceEnv(fakes: Fakes, databaseUrl: string): Record<string, st
   };
 }
 
-const BIN = new URL("../../../bin/bridge.js", import.meta.url).pathname;
-
 /** Service environment for `ServiceProcess.retainedMb`: preloads the collect-and-report signal handler. */
 export const RETAINED_MEMORY_ENV = {
   NODE_OPTIONS:
@@ -166,8 +165,11 @@ export class ServiceProcess {
   ): Promise<ServiceProcess> {
     // With a umask, a shell sets it and then becomes node (same pid).
     const [command, args] = options.umask
-      ? ["/bin/sh", ["-c", `umask ${options.umask} && exec "$0" "$@"`, process.execPath, BIN, "serve"]]
-      : [process.execPath, [BIN, "serve"]];
+      ? [
+          "/bin/sh",
+          ["-c", `umask ${options.umask} && exec "$0" "$@"`, process.execPath, bridgeBin(), "serve"],
+        ]
+      : [process.execPath, [bridgeBin(), "serve"]];
     const child = spawn(command, args, {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
