@@ -2,7 +2,11 @@ import fc from "fast-check";
 import twilio from "twilio";
 import { describe, expect, it } from "vitest";
 import type { WebhookRequest } from "../../src/channels/types.js";
-import { twilioCalledUrl, verifyTwilioSignature } from "../../src/channels/whatsapp/verify.js";
+import {
+  precheckTwilioRequest,
+  twilioCalledUrl,
+  verifyTwilioSignature,
+} from "../../src/channels/whatsapp/verify.js";
 import { createLogger } from "../../src/log.js";
 import { inboundText, signTwilioRequest, type TwilioParams, toFormBody } from "../fakes/twilio.js";
 
@@ -42,16 +46,23 @@ function request(
   };
 }
 
+/** What `call` threw; undefined when it returned. */
+function errorOf(call: () => unknown): unknown {
+  try {
+    call();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
 function verify(req: WebhookRequest, config = CONFIG) {
   const { log, lines } = capturingLogger();
-  let error: unknown;
-  try {
-    verifyTwilioSignature(req, config, log, "acme");
-  } catch (e) {
-    error = e;
-  }
+  const error = errorOf(() => verifyTwilioSignature(req, config, log, "acme"));
   return { error, lines };
 }
+
+const INVALID = { status: 403, message: "invalid X-Twilio-Signature" };
 
 const params = inboundText("Grüße 👋", { profileName: "Zoë", accountSid: ACCOUNT });
 
@@ -63,6 +74,7 @@ describe("twilioCalledUrl", () => {
       `${PUBLIC}${PATH}?a=1&b=2`,
     ],
     ["public URL with a trailing slash", { publicUrl: `${PUBLIC}/` }, `${PUBLIC}${PATH}`],
+    ["public URL with trailing slashes", { publicUrl: `${PUBLIC}//` }, `${PUBLIC}${PATH}`],
     ["public URL with a path prefix", { publicUrl: `${PUBLIC}/bridge` }, `${PUBLIC}/bridge${PATH}`],
     [
       "forwarded proto and host",
@@ -78,6 +90,16 @@ describe("twilioCalledUrl", () => {
         },
       },
       `https://bridge.example.com${PATH}`,
+    ],
+    [
+      "first of chained forwarded values, spaces around the commas",
+      {
+        headers: {
+          "x-forwarded-proto": "https , http",
+          "x-forwarded-host": "[2001:db8::1]:8443 , lb.internal:8080",
+        },
+      },
+      `https://[2001:db8::1]:8443${PATH}`,
     ],
     [
       "forwarded proto with the Host header",
@@ -130,10 +152,15 @@ describe("verifyTwilioSignature", () => {
   it("rejects a signature for another URL with 403 and logs the URL it checked, never the secrets", () => {
     const signature = signTwilioRequest(TOKEN, `https://old-host.example.com${PATH}`, params);
     const { error, lines } = verify(request(params, { signature, publicUrl: PUBLIC }));
-    expect(error).toMatchObject({ status: 403, code: "PERMISSION_DENIED" });
+    expect(error).toMatchObject({ ...INVALID, code: "PERMISSION_DENIED" });
     expect(lines).toHaveLength(1);
     const entry = JSON.parse(lines[0]!);
-    expect(entry).toMatchObject({ level: "warn", tenant: "acme", url: `${PUBLIC}${PATH}` });
+    expect(entry).toMatchObject({
+      level: "warn",
+      tenant: "acme",
+      url: `${PUBLIC}${PATH}`,
+      msg: "Twilio signature does not match; check PUBLIC_URL and proxy headers",
+    });
     expect(lines[0]).not.toContain(TOKEN);
     expect(lines[0]).not.toContain(signature);
   });
@@ -145,13 +172,43 @@ describe("verifyTwilioSignature", () => {
       publicUrl: PUBLIC,
       body: toFormBody({ ...params, Body: "Grüße 👋!" }),
     });
-    expect(verify(req).error).toMatchObject({ status: 403 });
+    expect(verify(req).error).toMatchObject(INVALID);
   });
 
   it("rejects an extra parameter the signature did not cover", () => {
     const signature = signTwilioRequest(TOKEN, `${PUBLIC}${PATH}`, params);
     const req = request(params, { signature, publicUrl: PUBLIC, body: `${toFormBody(params)}&Injected=1` });
-    expect(verify(req).error).toMatchObject({ status: 403 });
+    expect(verify(req).error).toMatchObject(INVALID);
+  });
+
+  it("accepts a repeated parameter signed as the SDK signs it: its distinct values sorted", () => {
+    const body = `${toFormBody(params)}&Tag=b&Tag=a&Tag=b`;
+    const signature = twilio.getExpectedTwilioSignature(TOKEN, `${PUBLIC}${PATH}`, {
+      ...params,
+      Tag: ["b", "a", "b"],
+    });
+    expect(verify(request(params, { signature, publicUrl: PUBLIC, body })).error).toBeUndefined();
+    // The distinct values in the order posted, run together as "TagbTaga": not what Twilio signs.
+    const unsorted = signTwilioRequest(TOKEN, `${PUBLIC}${PATH}`, { ...params, Tag: "bTaga" });
+    expect(verify(request(params, { signature: unsorted, publicUrl: PUBLIC, body })).error).toMatchObject(
+      INVALID,
+    );
+  });
+
+  const MALFORMED = "X-Twilio-Signature is not a base64 HMAC-SHA1 (28 characters)";
+  it.each<[string, (valid: string) => string]>([
+    ["a character short", (valid) => valid.slice(1)],
+    ["without its padding", (valid) => valid.slice(0, -1)],
+    ["after other text", (valid) => `x${valid}`],
+    ["followed by other text", (valid) => `${valid}x`],
+    ["twice", (valid) => `${valid},${valid}`],
+    ["an HMAC-SHA256", () => signTwilioRequest(TOKEN, `${PUBLIC}${PATH}`, params, "sha256")],
+  ])("rejects a signature %s with 403 from the headers alone", (_, malformed) => {
+    const signature = malformed(signTwilioRequest(TOKEN, `${PUBLIC}${PATH}`, params));
+    const req = request(params, { signature, publicUrl: PUBLIC });
+    const expected = { status: 403, message: MALFORMED };
+    expect(errorOf(() => precheckTwilioRequest(req.headers))).toMatchObject(expected);
+    expect(verify(req).error).toMatchObject(expected);
   });
 
   it("rejects a missing header with 403", () => {
@@ -169,7 +226,10 @@ describe("verifyTwilioSignature", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify(params),
     });
-    expect(verify(req).error).toMatchObject({ status: 400 });
+    expect(verify(req).error).toMatchObject({
+      status: 400,
+      message: "expected application/x-www-form-urlencoded, got application/json",
+    });
   });
 
   it("rejects an undecodable form body with 400", () => {
@@ -182,8 +242,48 @@ describe("verifyTwilioSignature", () => {
   });
 });
 
+describe("verifyTwilioSignature: the URLs a signature may be for, as the Twilio SDK's validator tries them", () => {
+  // Without and with a port: the one in the URL, else the scheme's default.
+  it.each<[string, string, boolean]>([
+    ["https://bridge.example.com:8443", "https://bridge.example.com:8443", true],
+    ["https://bridge.example.com:8443", "https://bridge.example.com", true],
+    ["https://bridge.example.com:8443", "https://bridge.example.com:443", false],
+    ["https://bridge.example.com", "https://bridge.example.com:80", false],
+    ["http://bridge.example.com", "http://bridge.example.com:80", true],
+    ["http://bridge.example.com", "http://bridge.example.com:443", false],
+    ["HTTP://bridge.example.com", "http://bridge.example.com:80", true],
+    ["https://[2001:db8::1]:8443", "https://[2001:db8::1]:8443", true],
+    ["https://[2001:db8::1]:8443", "https://[2001:db8::1]", true],
+    ["https://[2001:db8::]", "https://[2001:db8::]:443", true],
+    ["https://[2001:db8::]:8443", "https://[2001:db8::]", true],
+    ["https://[2001:db8::]:8443", "https://[2001:db8:", false],
+  ])("PUBLIC_URL %s, signed for %s: accepted %s", (publicUrl, signedUrl, accepted) => {
+    const signature = signTwilioRequest(TOKEN, `${signedUrl}${PATH}`, params);
+    expect(twilio.validateRequest(TOKEN, signature, `${publicUrl}${PATH}`, params)).toBe(accepted);
+    const { error } = verify(request(params, { signature, publicUrl }));
+    if (accepted) expect(error).toBeUndefined();
+    else expect(error).toMatchObject(INVALID);
+  });
+
+  it("accepts a signature without the port a proxy forwarded with an IPv6 host", () => {
+    const signature = signTwilioRequest(TOKEN, `https://[2001:db8::1]${PATH}`, params);
+    const headers = { "x-forwarded-proto": "https", "x-forwarded-host": "[2001:db8::1]:8443, 10.0.0.1" };
+    expect(verify(request(params, { signature, headers })).error).toBeUndefined();
+  });
+
+  it("tries a URL that does not start with a scheme (a proxy's odd X-Forwarded-Proto) only as it is", () => {
+    const headers = { "x-forwarded-proto": "_https", "x-forwarded-host": "bridge.example.com" };
+    const signedFor = (url: string) =>
+      request(params, { signature: signTwilioRequest(TOKEN, url, params), headers });
+    expect(verify(signedFor(`_https://bridge.example.com${PATH}`)).error).toBeUndefined();
+    expect(verify(signedFor(`https://bridge.example.com${PATH}`)).error).toMatchObject(INVALID);
+    expect(verify(signedFor(`_https://bridge.example.com:443${PATH}`)).error).toMatchObject(INVALID);
+  });
+});
+
 describe("verifyTwilioSignature: what a signature does not cover", () => {
   const signedFor = (p: TwilioParams) => signTwilioRequest(TOKEN, `${PUBLIC}${PATH}`, p);
+  const NOT_A_MESSAGE_SID = "MessageSid is not a Twilio message SID (SM or MM and 32 hex digits)";
 
   it("refuses a form of more than 256 parameters before computing any signature (no mismatch logged)", () => {
     const body = "a&".repeat(40_000);
@@ -210,14 +310,30 @@ describe("verifyTwilioSignature: what a signature does not cover", () => {
     const signature = signedFor(params);
     expect(signedFor(moved)).toBe(signature);
     const { error } = verify(request(moved, { signature, publicUrl: PUBLIC }));
-    expect(error).toMatchObject({ status: 400, message: expect.stringMatching(/MessageSid/) });
+    expect(error).toMatchObject({ status: 400, message: NOT_A_MESSAGE_SID });
+  });
+
+  it.each<[string, string | undefined, boolean]>([
+    ["an SM sid", `SM${"0a".repeat(16)}`, true],
+    ["an MM sid in upper-case hex", `MM${"0A".repeat(16)}`, true],
+    ["a sid after other text", `IDSM${"0a".repeat(16)}`, false],
+    ["a sid followed by other text", `SM${"0a".repeat(16)}0`, false],
+    ["a sid a digit short", `SM${"0a".repeat(16)}`.slice(0, -1), false],
+    ["another kind of sid", `ME${"0a".repeat(16)}`, false],
+    ["no MessageSid", undefined, false],
+  ])("checks a signed MessageSid's shape: %s", (_, messageSid, accepted) => {
+    const { MessageSid, ...rest } = params;
+    const form = messageSid === undefined ? rest : { ...rest, MessageSid: messageSid };
+    const { error } = verify(request(form, { signature: signedFor(form), publicUrl: PUBLIC }));
+    if (accepted) expect(error).toBeUndefined();
+    else expect(error).toMatchObject({ status: 400, message: NOT_A_MESSAGE_SID });
   });
 
   it("refuses a correctly signed request for another account, and a repeated MessageSid", () => {
     const other = { ...params, AccountSid: `AC${"9".repeat(32)}` };
     expect(verify(request(other, { signature: signedFor(other), publicUrl: PUBLIC })).error).toMatchObject({
       status: 403,
-      message: expect.stringMatching(/AccountSid/),
+      message: "AccountSid is not this tenant's Twilio account",
     });
     const body = `${toFormBody(params)}&MessageSid=${params.MessageSid}`;
     const repeated = request(params, { publicUrl: PUBLIC, body });
@@ -225,7 +341,7 @@ describe("verifyTwilioSignature: what a signature does not cover", () => {
       "x-twilio-signature",
       twilio.getExpectedTwilioSignature(TOKEN, `${PUBLIC}${PATH}`, { ...params }),
     );
-    expect(verify(repeated).error).toMatchObject({ status: 400 });
+    expect(verify(repeated).error).toMatchObject({ status: 400, message: NOT_A_MESSAGE_SID });
   });
 
   it("agrees with the Twilio SDK's validateRequest on signed, re-signed and tampered forms", () => {

@@ -48,26 +48,41 @@ describe("checkSubscription: the GET handshake", () => {
     expect(checkSubscription(url, { verify_token: token })).toBe("42");
   });
 
-  it.each<[string, Record<string, string>]>([
-    ["a wrong token", { "hub.mode": "subscribe", "hub.challenge": "1", "hub.verify_token": "guess" }],
+  const WRONG_TOKEN = "wrong hub.verify_token";
+  const NOT_SUBSCRIBE = "hub.mode is not subscribe";
+  it.each<[string, Record<string, string>, string]>([
+    [
+      "a wrong token",
+      { "hub.mode": "subscribe", "hub.challenge": "1", "hub.verify_token": "guess" },
+      WRONG_TOKEN,
+    ],
     [
       "the token with different case",
       { "hub.mode": "subscribe", "hub.challenge": "1", "hub.verify_token": VERIFY_TOKEN.toUpperCase() },
+      WRONG_TOKEN,
     ],
-    ["no token", { "hub.mode": "subscribe", "hub.challenge": "1" }],
-    ["another mode", { "hub.mode": "unsubscribe", "hub.challenge": "1", "hub.verify_token": VERIFY_TOKEN }],
-    ["no mode", { "hub.challenge": "1", "hub.verify_token": VERIFY_TOKEN }],
-    ["a wrong token and no challenge", { "hub.mode": "subscribe", "hub.verify_token": "guess" }],
-  ])("refuses %s with 403", (_, params) => {
+    ["no token", { "hub.mode": "subscribe", "hub.challenge": "1" }, WRONG_TOKEN],
+    [
+      "another mode",
+      { "hub.mode": "unsubscribe", "hub.challenge": "1", "hub.verify_token": VERIFY_TOKEN },
+      NOT_SUBSCRIBE,
+    ],
+    ["no mode", { "hub.challenge": "1", "hub.verify_token": VERIFY_TOKEN }, NOT_SUBSCRIBE],
+    ["a wrong token and no challenge", { "hub.mode": "subscribe", "hub.verify_token": "guess" }, WRONG_TOKEN],
+  ])("refuses %s with 403", (_, params, message) => {
     const error = thrown(() => checkSubscription(handshake(params), config));
     expect(error.status).toBe(403);
+    expect(error.message).toBe(message);
   });
 
-  it.each<[string, Record<string, string>]>([
-    ["no challenge", { "hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN }],
+  const MISSING_CHALLENGE = "missing hub.challenge";
+  const UNUSABLE_CHALLENGE = "hub.challenge is not 1-256 printable characters";
+  it.each<[string, Record<string, string>, string]>([
+    ["no challenge", { "hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN }, MISSING_CHALLENGE],
     [
       "an empty challenge",
       { "hub.mode": "subscribe", "hub.challenge": "", "hub.verify_token": VERIFY_TOKEN },
+      MISSING_CHALLENGE,
     ],
     [
       "a challenge that is markup",
@@ -76,14 +91,17 @@ describe("checkSubscription: the GET handshake", () => {
         "hub.challenge": "<script>alert(1)</script> x",
         "hub.verify_token": VERIFY_TOKEN,
       },
+      UNUSABLE_CHALLENGE,
     ],
     [
       "a challenge too long to be Meta's",
       { "hub.mode": "subscribe", "hub.challenge": "9".repeat(257), "hub.verify_token": VERIFY_TOKEN },
+      UNUSABLE_CHALLENGE,
     ],
-  ])("answers 400 to the right token with %s", (_, params) => {
+  ])("answers 400 to the right token with %s", (_, params, message) => {
     const error = thrown(() => checkSubscription(handshake(params), config));
     expect(error.status).toBe(400);
+    expect(error.message).toBe(message);
   });
 });
 
@@ -110,7 +128,8 @@ describe("X-Hub-Signature-256", () => {
   it("refuses the same JSON re-serialised: the signature is over the bytes, not the value", () => {
     const reserialised = Buffer.from(JSON.stringify(JSON.parse(body.toString())));
     expect(reserialised.equals(body)).toBe(false);
-    expect(thrown(() => verifySignature(reserialised, headers(signature), APP_SECRET)).status).toBe(401);
+    const error = thrown(() => verifySignature(reserialised, headers(signature), APP_SECRET));
+    expect(error).toMatchObject({ status: 401, message: "invalid X-Hub-Signature-256" });
   });
 
   it("refuses a body with one byte changed", () => {
@@ -127,18 +146,20 @@ describe("X-Hub-Signature-256", () => {
     expect(thrown(() => verifySignature(shorter, headers(signature), APP_SECRET)).status).toBe(401);
   });
 
-  it.each<[string, string | undefined]>([
-    ["missing", undefined],
-    ["empty", ""],
-    ["one digit too many", `${signature}0`],
-    ["without its prefix", signature.slice("sha256=".length)],
-    ["an X-Hub-Signature (SHA-1) value", `sha1=${"0".repeat(40)}`],
-    ["not hex", `sha256=${"z".repeat(64)}`],
-    ["two signatures", `${signature},${signature}`],
+  const MALFORMED = "X-Hub-Signature-256 is not sha256= and 64 hex digits";
+  it.each<[string, string | undefined, string]>([
+    ["missing", undefined, "missing X-Hub-Signature-256 header"],
+    ["empty", "", MALFORMED],
+    ["one digit too many", `${signature}0`, MALFORMED],
+    ["without its prefix", signature.slice("sha256=".length), MALFORMED],
+    ["an X-Hub-Signature (SHA-1) value", `sha1=${"0".repeat(40)}`, MALFORMED],
+    ["not hex", `sha256=${"z".repeat(64)}`, MALFORMED],
+    ["two signatures", `${signature},${signature}`, MALFORMED],
     // Near misses (a digit, a bit, a byte short, sha1=, another secret): test/channels/signatures.test.ts.
-  ])("refuses a header that is %s with 401, from the headers alone", (_, value) => {
-    expect(thrown(() => precheckSignatureHeader(headers(value))).status).toBe(401);
-    expect(thrown(() => verifySignature(body, headers(value), APP_SECRET)).status).toBe(401);
+  ])("refuses a header that is %s with 401, from the headers alone", (_, value, message) => {
+    const expected = { status: 401, message };
+    expect(thrown(() => precheckSignatureHeader(headers(value)))).toMatchObject(expected);
+    expect(thrown(() => verifySignature(body, headers(value), APP_SECRET))).toMatchObject(expected);
   });
 
   it("lets a well-formed header through the precheck, whatever the body", () => {

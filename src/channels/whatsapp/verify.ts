@@ -25,7 +25,7 @@ export function twilioCalledUrl(req: WebhookRequest): { base: string; url: strin
 }
 
 function forwardedOrigin(req: WebhookRequest): string {
-  const proto = firstValue(req.headers.get("x-forwarded-proto")) ?? req.url.protocol.replace(/:$/, "");
+  const proto = firstValue(req.headers.get("x-forwarded-proto")) ?? req.url.protocol.slice(0, -1);
   const host =
     firstValue(req.headers.get("x-forwarded-host")) ?? firstValue(req.headers.get("host")) ?? req.url.host;
   return `${proto}://${host}`;
@@ -33,21 +33,22 @@ function forwardedOrigin(req: WebhookRequest): string {
 
 /** Proxies chain values (`https, http`); the first one is what the client used. */
 function firstValue(header: string | null): string | undefined {
-  const first = header?.split(",")[0]?.trim();
-  return first || undefined;
+  if (header === null) return undefined;
+  return header.split(",")[0]!.trim() || undefined;
 }
 
 /**
  * What can be refused from the headers alone, before the body is read: a missing or malformed signature
- * (403) and a body that is not a form (400).
+ * (403) and a body that is not a form (400). Returns the signature's bytes.
  */
-export function precheckTwilioRequest(headers: Headers): void {
+export function precheckTwilioRequest(headers: Headers): Buffer {
   const signature = headers.get(SIGNATURE_HEADER);
   if (!signature) throw forbidden(`missing ${SIGNATURE_HEADER} header`);
   if (!SIGNATURE_SHAPE.test(signature)) {
     throw forbidden(`${SIGNATURE_HEADER} is not a base64 HMAC-SHA1 (28 characters)`);
   }
   requireFormContentType(headers);
+  return Buffer.from(signature, "base64");
 }
 
 /**
@@ -63,8 +64,7 @@ export function verifyTwilioSignature(
   log: Logger,
   tenantId: string,
 ): void {
-  precheckTwilioRequest(req.headers);
-  const presented = Buffer.from(req.headers.get(SIGNATURE_HEADER) ?? "", "base64");
+  const presented = precheckTwilioRequest(req.headers);
   const form = readTwilioForm(req);
   const { url } = twilioCalledUrl(req);
   const signed = signedParameters(form);
@@ -82,18 +82,14 @@ export function verifyTwilioSignature(
     );
     throw forbidden(`invalid ${SIGNATURE_HEADER}`);
   }
-  if (single(form, "AccountSid") !== config.account_sid) {
+  // Each must appear once: a repeated one is an array, which neither equals the account's SID nor, joined
+  // with commas, has a message SID's shape (nor has an absent one, "undefined").
+  if (form.AccountSid !== config.account_sid) {
     throw forbidden("AccountSid is not this tenant's Twilio account");
   }
-  if (!MESSAGE_SID.test(single(form, "MessageSid") ?? "")) {
+  if (!MESSAGE_SID.test(String(form.MessageSid))) {
     throw badRequest("MessageSid is not a Twilio message SID (SM or MM and 32 hex digits)");
   }
-}
-
-/** A parameter that must appear once: a repeated one reads as absent. */
-function single(form: TwilioForm, name: string): string | undefined {
-  const value = form[name];
-  return typeof value === "string" ? value : undefined;
 }
 
 /**
@@ -104,7 +100,7 @@ function single(form: TwilioForm, name: string): string | undefined {
 function signedParameters(form: TwilioForm): string {
   const parts: string[] = [];
   for (const name of Object.keys(form).sort()) {
-    const value = form[name] ?? "";
+    const value = form[name];
     if (typeof value === "string") parts.push(name, value);
     else for (const one of [...new Set(value)].sort()) parts.push(name, one);
   }
@@ -121,8 +117,7 @@ function signedUrls(url: string): string[] {
   try {
     normalized = new URL(url).href;
   } catch {}
-  const asConfigured = portVariants(url);
-  return normalized === url ? asConfigured : [...asConfigured, ...portVariants(normalized)];
+  return [...new Set([...portVariants(url), ...portVariants(normalized)])];
 }
 
 /**
@@ -131,9 +126,10 @@ function signedUrls(url: string): string[] {
  * HMACs at most: the path and query are already normalised by the URL parser.
  */
 function portVariants(url: string): string[] {
-  const match = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)(.*)$/is.exec(url);
+  const match = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)(.*)/is.exec(url);
   if (!match) return [url];
-  const [, scheme = "", authority = "", rest = ""] = match;
+  // Each group takes part in every match.
+  const [scheme, authority, rest] = match.slice(1) as [string, string, string];
   const portAt = authority.indexOf(":", authority.lastIndexOf("]") + 1);
   const host = portAt === -1 ? authority : authority.slice(0, portAt);
   const hostAndPort = portAt === -1 ? `${host}:${scheme.toLowerCase() === "https" ? 443 : 80}` : authority;
