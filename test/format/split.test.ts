@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { plainDialect, slackPlainDialect } from "../../src/format/plain.js";
+import type { Dialect } from "../../src/format/render.js";
 import { BOLD, type Mark, type Run } from "../../src/format/runs.js";
 import { slackDialect } from "../../src/format/slack.js";
 import { type ReplyFormat, splitRuns } from "../../src/format/split.js";
@@ -329,5 +330,28 @@ describe("formatting at a cut", () => {
 
   it("makes no part of a code block's trailing indentation", () => {
     expect(cut(telegramOf(5), [{ text: "abcde\n     ", marks: [CODE_BLOCK] }])).toEqual(["<pre>abcde</pre>"]);
+  });
+});
+
+describe("what finding a part costs", () => {
+  /** Slack's format whose markup counts its renders (one escape per render of a single unformatted run). */
+  function countingSlack(limit: number) {
+    const counter = { renders: 0 };
+    const markup: Dialect = {
+      ...slackDialect,
+      escape: (text, marks) => {
+        counter.renders++;
+        return slackDialect.escape(text, marks);
+      },
+    };
+    return { counter, format: { limit, markup, plain: slackPlainDialect, countsMarkup: true } };
+  }
+
+  it("markup five times the text: the whole window, then its interpolated end, two renders a part", () => {
+    const { counter, format } = countingSlack(3000);
+    const parts = cut(format, "&".repeat(10_000));
+    // Interpolation lands on 588 "&amp;", 2,940 units: within 2 % of the limit, so the search stops there.
+    for (const part of parts.slice(0, -1)) expect(part.length).toBeGreaterThanOrEqual(2940);
+    expect(counter.renders).toBeLessThanOrEqual(2 * parts.length);
   });
 });
