@@ -76,9 +76,10 @@ class Splitter {
     const { limit } = this.target;
     const upper = Math.min(this.text.length, start + limit);
     let rendered = this.render(start, upper);
-    if (rendered.fits) return { end: upper, part: rendered.part };
+    // The furthest end known to fit, and the nearest known not to (or where the search ends).
     let fits = start;
     let fitting: FormattedPart | undefined;
+    if (rendered.fits) [fits, fitting] = [upper, rendered.part];
     let tooLong = upper;
     let measured = upper;
     for (let attempt = 0; tooLong - fits > 1; attempt++) {
@@ -113,7 +114,7 @@ class Splitter {
       this.lastAfter("\n", end, half) ??
       this.lastBreakAfter(end, half, (offset) => SENTENCE_END.test(this.text[offset - 1]!)) ??
       this.lastBreakAfter(end, start) ??
-      this.surrogateSafe(end)
+      end
     );
   }
 
@@ -128,19 +129,27 @@ class Splitter {
     return at < 0 ? undefined : from + at;
   }
 
-  /** The last whitespace in (floor, end] where a part may end, and where `accept` does. */
+  /** The last break in (floor, end] that `accept`s too. */
   private lastBreakAfter(
     end: number,
     floor: number,
     accept: (offset: number) => boolean = () => true,
   ): number | undefined {
-    for (let i = end; i > floor; i--)
-      if (SPACE.test(this.text[i]!) && accept(i) && !this.followsListMarker(i)) return i;
+    for (let i = end; i > floor; i--) if (this.isBreakAt(i) && accept(i)) return i;
     return undefined;
   }
 
   /**
-   * Whether only a list bullet or number precedes `offset` on its line (never leave a bullet alone). Looks
+   * Whether a part may end at `offset`: where whitespace begins (what follows keeps all of it that is code
+   * indentation), unless only a list bullet or number precedes it on its line.
+   */
+  private isBreakAt(offset: number): boolean {
+    const beginsWhitespace = SPACE.test(this.text[offset]!) && !SPACE.test(this.text[offset - 1]!);
+    return beginsWhitespace && !this.followsListMarker(offset);
+  }
+
+  /**
+   * Whether only a list bullet or number precedes `offset` on its line (a bullet alone is no part). Looks
    * back MAX_LIST_MARKER characters at most, at the start of the reply or of a line: a window of nothing but
    * indentation and a marker is a list item however deep.
    */

@@ -304,6 +304,7 @@ describe("surrogate pairs at a hard cut", () => {
   });
 
   it("sends a character that alone is over the limit on its own, a pair whole", () => {
+    expect(cut(whatsappOf(1), "😀a")).toEqual(["😀", "a"]);
     expect(cut(whatsappOf(3), [{ text: "😀a", marks: [BOLD] }])).toEqual(["*😀*", "*a*"]);
     const slack = { limit: 4, markup: slackDialect, plain: slackPlainDialect, countsMarkup: true };
     expect(cut(slack, "&&&")).toEqual(["&amp;", "&amp;", "&amp;"]);
@@ -326,6 +327,20 @@ describe("formatting at a cut", () => {
       { text: "    code", marks: [CODE_BLOCK] },
     ];
     expect(cut(telegramOf(9), runs)).toEqual(["texts", "<pre>    code</pre>"]);
+  });
+
+  it("keeps the indentation of a code line longer than the limit", () => {
+    const codeParts = (text: string) => cut(telegramOf(10), [{ text, marks: [CODE_BLOCK] }]);
+    expect(codeParts("abcdefgh\n   cccccccccccc")).toEqual([
+      "<pre>abcdefgh</pre>",
+      "<pre>   ccccccc</pre>",
+      "<pre>ccccc</pre>",
+    ]);
+    expect(codeParts("ab\n   ccccccccccc")).toEqual([
+      "<pre>ab</pre>",
+      "<pre>   ccccccc</pre>",
+      "<pre>cccc</pre>",
+    ]);
   });
 
   it("makes no part of a code block's trailing indentation", () => {
