@@ -267,7 +267,11 @@ describe("where a part ends (limit 20: more than half full is past offset 10)", 
 
 describe("a list item's bullet or number stays with its text (limit 20)", () => {
   it.each([
-    ["a bullet at the start of the reply", "• aaaaaaaaaaaaaaaaaaaaaaaa", ["• aaaaaaaaaaaaaaaaaa", "aaaaaa"]],
+    [
+      "a bullet at the start of a reply longer than the look-behind",
+      `• ${"a".repeat(45)}`,
+      [`• ${"a".repeat(18)}`, "a".repeat(20), "a".repeat(7)],
+    ],
     [
       "a bullet after a line break",
       "ab cd\n• xxxxxxxxxxxxxxxxxxxxxxx",
@@ -297,6 +301,11 @@ describe("surrogate pairs at a hard cut", () => {
   // U+10000 and U+10FFFF: the lowest and highest halves of a pair (D800 DC00, DBFF DFFF).
   it.each(["😀", "\u{10000}", "\u{10FFFF}"])("%s × 3 in 5 units: two, then one", (emoji) => {
     expect(cut(whatsappOf(5), emoji.repeat(3))).toEqual([emoji.repeat(2), emoji]);
+  });
+
+  // U+E000, just above the surrogates, and U+FFFD, which stands in for a lone surrogate (index.ts).
+  it.each(["\uE000", "\uFFFD"])("%s at the cut is a character of its own", (char) => {
+    expect(cut(whatsappOf(5), `aaaaa${char}bb`)).toEqual(["aaaaa", `${char}bb`]);
   });
 
   it("moves back out of a pair where the markup makes the whole window too long", () => {
