@@ -23,9 +23,8 @@ export interface ReplyFormat {
 
 const SENTENCE_END = /[.!?…。]/;
 const SPACE = /\s/;
-/** A list item's bullet or number at the end of a look-behind window, after its indentation. */
+/** A list item's bullet or number at the end of a look-behind window, after its line break and indentation. */
 const LIST_MARKER = /\n[ \t]*(?:•|\d+\.)$/;
-const LIST_MARKER_AT_START = /(?:^|\n)[ \t]*(?:•|\d+\.)$/;
 const MAX_LIST_MARKER = 40;
 
 export function splitRuns(runs: readonly Run[], target: ReplyFormat): FormattedPart[] {
@@ -77,9 +76,10 @@ class Splitter {
     const { limit } = this.target;
     const upper = Math.min(this.text.length, start + limit);
     let rendered = this.render(start, upper);
-    if (rendered.fits) return { end: upper, part: rendered.part };
+    // The furthest end known to fit, and the nearest known not to (or where the search ends).
     let fits = start;
     let fitting: FormattedPart | undefined;
+    if (rendered.fits) [fits, fitting] = [upper, rendered.part];
     let tooLong = upper;
     let measured = upper;
     for (let attempt = 0; tooLong - fits > 1; attempt++) {
@@ -97,52 +97,64 @@ class Splitter {
       if (rendered.size >= limit * 0.98) break;
     }
     const end = this.surrogateSafe(fits);
-    if (end === fits && end > start) return { end, part: fitting };
-    if (end > start) return { end, part: this.render(start, end).part };
+    if (end > start) return { end, part: end === fits ? fitting : this.render(start, end).part };
     // Not even one character fits (impossible with real limits): emit it anyway rather than loop forever.
-    const single = this.surrogateSafe(start + 1) === start ? start + 2 : start + 1;
+    const single = this.splitsPairAt(start + 1) ? start + 2 : start + 1;
     return { end: single, part: this.render(start, single).part };
   }
 
   /**
-   * Where to cut in [start, end): the last paragraph break, else line break, else sentence end, else word
-   * break that keeps the part at least half full; else the last break of any kind; else a hard cut.
+   * Where to cut in [start, end]: the last paragraph break, else line break, else sentence end that keeps
+   * the part more than half full; else the last word break; else a hard cut.
    */
   private bestBoundary(start: number, end: number): number {
     const half = start + (end - start) / 2;
-    const paragraph = this.lastIndexAfter("\n\n", end, half);
-    if (paragraph > half) return paragraph;
-    const line = this.lastIndexAfter("\n", end, half);
-    if (line > half) return line;
-    let sentence = -1;
-    let word = -1;
-    for (let i = end; i > start && sentence < 0; i--) {
-      if (!SPACE.test(this.text[i] ?? "") || this.followsListMarker(i)) continue;
-      if (word < 0) word = i;
-      if (SENTENCE_END.test(this.text[i - 1]!)) sentence = i;
-    }
-    if (sentence > half) return sentence;
-    if (word > start) return word;
-    return this.surrogateSafe(end);
+    return (
+      this.lastAfter("\n\n", end, half) ??
+      this.lastAfter("\n", end, half) ??
+      this.lastBreakAfter(end, half, (offset) => SENTENCE_END.test(this.text[offset - 1]!)) ??
+      this.lastBreakAfter(end, start) ??
+      end
+    );
   }
 
   /**
-   * The last `needle` at or before `end` and after `floor`, else -1. lastIndexOf alone searches back to the
-   * start of the whole reply when the part has none, once per part: quadratic in a long reply without
-   * blank lines.
+   * The last `needle` at or before `end` that starts after `floor`. Only the text after `floor` is searched:
+   * lastIndexOf alone searches back to the start of the whole reply when the part has none, once per part:
+   * quadratic in a long reply without blank lines.
    */
-  private lastIndexAfter(needle: string, end: number, floor: number): number {
-    const window = this.text.slice(Math.floor(floor), end + needle.length);
-    const at = window.lastIndexOf(needle);
-    return at < 0 ? -1 : Math.floor(floor) + at;
+  private lastAfter(needle: string, end: number, floor: number): number | undefined {
+    const from = Math.floor(floor) + 1;
+    const at = this.text.slice(from, end + needle.length).lastIndexOf(needle);
+    return at < 0 ? undefined : from + at;
   }
 
-  /** Whether only a list bullet or number precedes `offset` on its line (never leave a bullet alone). */
+  /** The last break in (floor, end] that `accept`s too. */
+  private lastBreakAfter(
+    end: number,
+    floor: number,
+    accept: (offset: number) => boolean = () => true,
+  ): number | undefined {
+    for (let i = end; i > floor; i--) if (this.isBreakAt(i) && accept(i)) return i;
+    return undefined;
+  }
+
+  /**
+   * Whether a part may end at `offset`: where whitespace begins (what follows keeps all of it that is code
+   * indentation), unless only a list bullet or number precedes it on its line.
+   */
+  private isBreakAt(offset: number): boolean {
+    const beginsWhitespace = SPACE.test(this.text[offset]!) && !SPACE.test(this.text[offset - 1]!);
+    return beginsWhitespace && !this.followsListMarker(offset);
+  }
+
+  /**
+   * Whether only a list bullet or number precedes `offset` on its line (a bullet alone is no part). Looks
+   * back MAX_LIST_MARKER characters at most, at the start of the reply or of a line: a window of nothing but
+   * indentation and a marker is a list item however deep.
+   */
   private followsListMarker(offset: number): boolean {
-    const previous = this.text[offset - 1];
-    if (previous !== "•" && previous !== ".") return false;
-    const from = Math.max(0, offset - MAX_LIST_MARKER);
-    return (from === 0 ? LIST_MARKER_AT_START : LIST_MARKER).test(this.text.slice(from, offset));
+    return LIST_MARKER.test(`\n${this.text.slice(Math.max(0, offset - MAX_LIST_MARKER), offset)}`);
   }
 
   /**
@@ -169,46 +181,50 @@ class Splitter {
       const runStart = this.starts[index]!;
       if (runStart >= end) break;
       const run = this.runs[index]!;
-      const from = Math.max(0, start - runStart);
-      const to = Math.min(run.text.length, end - runStart);
-      out.push(
-        from === 0 && to === run.text.length ? run : { text: run.text.slice(from, to), marks: run.marks },
-      );
+      out.push({ text: run.text.slice(Math.max(0, start - runStart), end - runStart), marks: run.marks });
     }
     return out;
   }
 
+  /** The last run starting at or before `offset` (a binary search: the runs of a long reply are many). */
   private runIndexAt(offset: number): number {
     let low = 0;
-    let high = this.starts.length - 1;
-    while (low < high) {
-      const middle = (low + high + 1) >>> 1;
+    let high = this.starts.length;
+    while (high - low > 1) {
+      const middle = (low + high) >>> 1;
       if (this.starts[middle]! <= offset) low = middle;
-      else high = middle - 1;
+      else high = middle;
     }
     return low;
   }
 
-  /** Line breaks at a cut are dropped; spaces too, except inside code, where they are indentation. */
   private skipWhitespaceAfterCut(offset: number): number {
     let at = offset;
-    while (at < this.text.length) {
-      const char = this.text[at]!;
-      if (char === "\n" || (SPACE.test(char) && !this.isCodeBlockAt(at))) at++;
-      else break;
-    }
+    while (this.isDroppedAtCut(at)) at++;
     return at;
   }
 
+  /** Line breaks at a cut are dropped; spaces too, except inside code, where they are indentation. */
+  private isDroppedAtCut(offset: number): boolean {
+    const char = this.text.charAt(offset);
+    return char === "\n" || (SPACE.test(char) && !this.isCodeBlockAt(offset));
+  }
+
   private isCodeBlockAt(offset: number): boolean {
-    return this.runs[this.runIndexAt(offset)]?.marks.some((mark) => mark.kind === "pre") ?? false;
+    return this.runs[this.runIndexAt(offset)]!.marks.some((mark) => mark.kind === "pre");
   }
 
   /** Moves a cut that would fall inside a surrogate pair back by one. */
   private surrogateSafe(offset: number): number {
+    return this.splitsPairAt(offset) ? offset - 1 : offset;
+  }
+
+  /**
+   * Whether `offset` is on the low half of a surrogate pair. The text is well formed (index.ts replaces a lone
+   * surrogate), so a low half always follows a high one.
+   */
+  private splitsPairAt(offset: number): boolean {
     const code = this.text.charCodeAt(offset);
-    const before = this.text.charCodeAt(offset - 1);
-    const splitsPair = code >= 0xdc00 && code <= 0xdfff && before >= 0xd800 && before <= 0xdbff;
-    return splitsPair ? offset - 1 : offset;
+    return code >= 0xdc00 && code <= 0xdfff;
   }
 }

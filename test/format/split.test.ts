@@ -1,4 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { plainDialect, slackPlainDialect } from "../../src/format/plain.js";
+import type { Dialect } from "../../src/format/render.js";
+import { BOLD, type Mark, type Run } from "../../src/format/runs.js";
+import { slackDialect } from "../../src/format/slack.js";
+import { type ReplyFormat, splitRuns } from "../../src/format/split.js";
+import { telegramDialect } from "../../src/format/telegram.js";
+import { whatsappDialect } from "../../src/format/whatsapp.js";
 import {
   type ChannelName,
   DOCUMENTED_LIMITS,
@@ -184,5 +191,191 @@ describe("splitting", () => {
     for (const part of formatReply(`<ul>${items.join("")}</ul>`, "whatsapp")) {
       expect(part.text).toMatch(/^• item number \d+[\s\S]*with some words$/);
     }
+  });
+});
+
+/**
+ * The splitter on its own, at limits small enough to read the parts: WhatsApp's markup (it counts its
+ * markers, `*bold*`), and Telegram's for code blocks (it counts only the text, so `<pre>` shows for free).
+ */
+const whatsappOf = (limit: number): ReplyFormat => ({
+  limit,
+  markup: whatsappDialect,
+  plain: plainDialect,
+  countsMarkup: true,
+});
+const telegramOf = (limit: number): ReplyFormat => ({
+  limit,
+  markup: telegramDialect,
+  plain: plainDialect,
+  countsMarkup: false,
+});
+const CODE_BLOCK: Mark = { kind: "pre", language: "" };
+
+/** The parts' markup when `reply` (unformatted text, or runs) is cut to `format`. */
+function cut(format: ReplyFormat, reply: string | Run[]): string[] {
+  const runs = typeof reply === "string" ? [{ text: reply, marks: [] }] : reply;
+  return splitRuns(runs, format).map((part) => part.text);
+}
+
+describe("where a part ends (limit 20: more than half full is past offset 10)", () => {
+  it.each([
+    [
+      "the last paragraph break, before a later line break",
+      "aaaaaaaaaaaa\n\nbb\ncc ddddddd",
+      ["aaaaaaaaaaaa", "bb\ncc ddddddd"],
+    ],
+    [
+      "a paragraph break at half is too early",
+      "aaaaaaaaaa\n\nbbbbb\nccccccccccc",
+      ["aaaaaaaaaa\n\nbbbbb", "ccccccccccc"],
+    ],
+    [
+      "a paragraph break one past half",
+      "aaaaaaaaaaa\n\nbbbb\nccccccccccc",
+      ["aaaaaaaaaaa", "bbbb\nccccccccccc"],
+    ],
+    [
+      "a line break at half is too early",
+      "aaaaaaaaaa\nbbbbb. ccccccccccc",
+      ["aaaaaaaaaa\nbbbbb.", "ccccccccccc"],
+    ],
+    ["a line break one past half", "aaaaaaaaaaa\nbbbb. ccccccccccc", ["aaaaaaaaaaa", "bbbb. ccccccccccc"]],
+    [
+      "a line break at the limit, before a sentence end",
+      "aaaaaaaaaaaaaa. aaa\nbbb",
+      ["aaaaaaaaaaaaaa. aaa", "bbb"],
+    ],
+    [
+      "the last sentence end, before a later word break",
+      "aaaaaaaaaaa. b. cc ddddd",
+      ["aaaaaaaaaaa. b.", "cc ddddd"],
+    ],
+    [
+      "a sentence end at half is too early: the last word break",
+      "aaaaaaaaa. bbbbbbbb ccccc",
+      ["aaaaaaaaa. bbbbbbbb", "ccccc"],
+    ],
+    ["a sentence end one past half", "aaaaaaaaaa. bbbbbbb ccccc", ["aaaaaaaaaa.", "bbbbbbb ccccc"]],
+    ["the last word break", "aaa bbb ccc ddd eee fff ggg", ["aaa bbb ccc ddd eee", "fff ggg"]],
+    ["a hard cut at the limit without a break", "a".repeat(45), ["a".repeat(20), "a".repeat(20), "aaaaa"]],
+    ["whitespace at a cut dropped", "aaaaaaaaaaaaaaa   \n\n  bbb", ["aaaaaaaaaaaaaaa", "bbb"]],
+  ])("%s", (_name, text, parts) => {
+    expect(cut(whatsappOf(20), text)).toEqual(parts);
+  });
+});
+
+describe("a list item's bullet or number stays with its text (limit 20)", () => {
+  it.each([
+    [
+      "a bullet at the start of a reply longer than the look-behind",
+      `• ${"a".repeat(45)}`,
+      [`• ${"a".repeat(18)}`, "a".repeat(20), "a".repeat(7)],
+    ],
+    [
+      "a bullet after a line break",
+      "ab cd\n• xxxxxxxxxxxxxxxxxxxxxxx",
+      ["ab cd", "• xxxxxxxxxxxxxxxxxx", "xxxxx"],
+    ],
+    [
+      "an indented number of two digits",
+      "ab cd\n  12. xxxxxxxxxxxxxxxxxx",
+      ["ab cd", "12. xxxxxxxxxxxxxxxx", "xx"],
+    ],
+    [
+      "a bullet 45 characters into the reply",
+      `${"a".repeat(45)} bb\n• ${"x".repeat(25)}`,
+      ["a".repeat(20), "a".repeat(20), "aaaaa bb", `• ${"x".repeat(18)}`, "x".repeat(7)],
+    ],
+    [
+      "a sentence end inside the item is a break",
+      "• abcdefghi. jkl mnopqrstuv",
+      ["• abcdefghi.", "jkl mnopqrstuv"],
+    ],
+  ])("%s", (_name, text, parts) => {
+    expect(cut(whatsappOf(20), text)).toEqual(parts);
+  });
+});
+
+describe("surrogate pairs at a hard cut", () => {
+  // U+10000 and U+10FFFF: the lowest and highest halves of a pair (D800 DC00, DBFF DFFF).
+  it.each(["😀", "\u{10000}", "\u{10FFFF}"])("%s × 3 in 5 units: two, then one", (emoji) => {
+    expect(cut(whatsappOf(5), emoji.repeat(3))).toEqual([emoji.repeat(2), emoji]);
+  });
+
+  // U+E000, just above the surrogates, and U+FFFD, which stands in for a lone surrogate (index.ts).
+  it.each(["\uE000", "\uFFFD"])("%s at the cut is a character of its own", (char) => {
+    expect(cut(whatsappOf(5), `aaaaa${char}bb`)).toEqual(["aaaaa", `${char}bb`]);
+  });
+
+  it("moves back out of a pair where the markup makes the whole window too long", () => {
+    expect(cut(whatsappOf(9), [{ text: "😀".repeat(5), marks: [BOLD] }])).toEqual(["*😀😀😀*", "*😀😀*"]);
+  });
+
+  it("sends a character that alone is over the limit on its own, a pair whole", () => {
+    expect(cut(whatsappOf(1), "😀a")).toEqual(["😀", "a"]);
+    expect(cut(whatsappOf(3), [{ text: "😀a", marks: [BOLD] }])).toEqual(["*😀*", "*a*"]);
+    const slack = { limit: 4, markup: slackDialect, plain: slackPlainDialect, countsMarkup: true };
+    expect(cut(slack, "&&&")).toEqual(["&amp;", "&amp;", "&amp;"]);
+  });
+});
+
+describe("formatting at a cut", () => {
+  it("ends a part where formatting begins without opening it", () => {
+    expect(
+      cut(whatsappOf(6), [
+        { text: "aaaa", marks: [] },
+        { text: " bbbb", marks: [BOLD] },
+      ]),
+    ).toEqual(["aaaa", "*bbbb*"]);
+  });
+
+  it("keeps the indentation of a code block that begins at a cut", () => {
+    const runs = [
+      { text: "texts\n", marks: [] },
+      { text: "    code", marks: [CODE_BLOCK] },
+    ];
+    expect(cut(telegramOf(9), runs)).toEqual(["texts", "<pre>    code</pre>"]);
+  });
+
+  it("keeps the indentation of a code line longer than the limit", () => {
+    const codeParts = (text: string) => cut(telegramOf(10), [{ text, marks: [CODE_BLOCK] }]);
+    expect(codeParts("abcdefgh\n   cccccccccccc")).toEqual([
+      "<pre>abcdefgh</pre>",
+      "<pre>   ccccccc</pre>",
+      "<pre>ccccc</pre>",
+    ]);
+    expect(codeParts("ab\n   ccccccccccc")).toEqual([
+      "<pre>ab</pre>",
+      "<pre>   ccccccc</pre>",
+      "<pre>cccc</pre>",
+    ]);
+  });
+
+  it("makes no part of a code block's trailing indentation", () => {
+    expect(cut(telegramOf(5), [{ text: "abcde\n     ", marks: [CODE_BLOCK] }])).toEqual(["<pre>abcde</pre>"]);
+  });
+});
+
+describe("what finding a part costs", () => {
+  /** Slack's format whose markup counts its renders (one escape per render of a single unformatted run). */
+  function countingSlack(limit: number) {
+    const counter = { renders: 0 };
+    const markup: Dialect = {
+      ...slackDialect,
+      escape: (text, marks) => {
+        counter.renders++;
+        return slackDialect.escape(text, marks);
+      },
+    };
+    return { counter, format: { limit, markup, plain: slackPlainDialect, countsMarkup: true } };
+  }
+
+  it("markup five times the text: the whole window, then its interpolated end, two renders a part", () => {
+    const { counter, format } = countingSlack(3000);
+    const parts = cut(format, "&".repeat(10_000));
+    // Interpolation lands on 588 "&amp;", 2,940 units: within 2 % of the limit, so the search stops there.
+    for (const part of parts.slice(0, -1)) expect(part.length).toBeGreaterThanOrEqual(2940);
+    expect(counter.renders).toBeLessThanOrEqual(2 * parts.length);
   });
 });
