@@ -5,10 +5,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { tenantSchema } from "../../src/config/schema.js";
 import { openDatabase } from "../../src/db/client.js";
 import { migrate } from "../../src/db/migrate.js";
@@ -45,6 +45,28 @@ function tempDir() {
   return dir;
 }
 
+/**
+ * A new folder whose `data` is an embedded database already initialised and migrated: a copy of one made once
+ * per file. Initialising one costs seconds of CPU, and only the tests about a new DATA_DIR are about that.
+ */
+async function folderWithDatabase(): Promise<string> {
+  template ??= (async () => {
+    const dataDir = join(mkdtempSync(join(tmpdir(), "qb-cli-template-")), "data");
+    const database = await openDatabase({ dataDir });
+    await migrate(database);
+    await database.close();
+    return dataDir;
+  })();
+  const dir = tempDir();
+  cpSync(await template, join(dir, "data"), { recursive: true });
+  return dir;
+}
+let template: Promise<string> | undefined;
+
+afterAll(async () => {
+  if (template) rmSync(join(await template, ".."), { recursive: true, force: true });
+});
+
 const TOKEN = "7012345678:AAHcliTestTokenForTheFake_0123456789";
 const WRONG_TOKEN = "7012345678:AAHwrongTokenTheFakeDoesNotKnow_0123";
 const WEBHOOK_SECRET = "cli-webhook-secret";
@@ -78,10 +100,11 @@ describe("bridge CLI", () => {
   });
 
   /**
-   * Runs `bridge <args>` to its end, in an empty folder unless `cwd` is given. Asynchronously: a loopback
-   * fake the command calls is served by this process.
+   * Runs `bridge <args>` to its end, in a folder whose `./data` holds a migrated embedded database unless
+   * `cwd` is given. Asynchronously: a loopback fake the command calls is served by this process.
    */
-  async function bridge(args: string[], env: Record<string, string> = {}, cwd = tempDir()): Promise<Result> {
+  async function bridge(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<Result> {
+    cwd ??= await folderWithDatabase();
     child = spawn(process.execPath, [bridgeBin(), ...args], { env: { ...cleanEnv(), ...env }, cwd });
     let stdout = "";
     let stderr = "";
@@ -130,7 +153,7 @@ describe("bridge CLI", () => {
   });
 
   it("prints readable lines with LOG_FORMAT=pretty, JSON lines when stdout is not a terminal", async () => {
-    const dir = tempDir();
+    const dir = await folderWithDatabase();
     const env = { DATA_DIR: join(dir, "data") };
     const pretty = await bridge(["migrate"], { ...env, LOG_FORMAT: "pretty" }, dir);
     expect(pretty.status).toBe(0);
@@ -389,7 +412,7 @@ describe("bridge CLI", () => {
     });
 
     it("with a key ring that opens no stored tenant: one line naming the tenant and the keys, nothing changed", async () => {
-      const dataDir = join(tempDir(), "data");
+      const dataDir = join(await folderWithDatabase(), "data");
       const [sealedWith, wrong] = [randomBytes(32), randomBytes(32)];
       const storedRows = async () => {
         const database = await openDatabase({ dataDir });
