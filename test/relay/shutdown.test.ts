@@ -129,7 +129,7 @@ describe("graceful shutdown under load", () => {
       second.child.kill("SIGTERM");
     }
     expect(await second.exited).toBe(0);
-  });
+  }, 60_000); // two starts of the service, the first initialising its database on PGlite, and up to 30 s to drain
 
   it("a SIGTERM during startup stops the service gracefully once it is up (exit 0, not killed)", async () => {
     const { child, exited } = spawnService(env);
