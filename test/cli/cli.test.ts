@@ -7,8 +7,8 @@ import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { dirname, join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { tenantSchema } from "../../src/config/schema.js";
 import { openDatabase } from "../../src/db/client.js";
 import { migrate } from "../../src/db/migrate.js";
@@ -45,27 +45,29 @@ function tempDir() {
   return dir;
 }
 
+/** An embedded database initialised and migrated once per file (beforeAll), for folderWithDatabase to copy. */
+let templateDataDir = "";
+
+beforeAll(async () => {
+  templateDataDir = join(mkdtempSync(join(tmpdir(), "qb-cli-template-")), "data");
+  const database = await openDatabase({ dataDir: templateDataDir });
+  await migrate(database);
+  await database.close();
+});
+
+afterAll(() => {
+  if (templateDataDir) rmSync(dirname(templateDataDir), { recursive: true, force: true });
+});
+
 /**
- * A new folder whose `data` is an embedded database already initialised and migrated: a copy of one made once
- * per file. Initialising one costs seconds of CPU, and only the tests about a new DATA_DIR are about that.
+ * A new folder whose `data` is a copy of that database. Initialising one costs seconds of CPU, and only the
+ * tests about a new DATA_DIR are about that.
  */
-async function folderWithDatabase(): Promise<string> {
-  template ??= (async () => {
-    const dataDir = join(mkdtempSync(join(tmpdir(), "qb-cli-template-")), "data");
-    const database = await openDatabase({ dataDir });
-    await migrate(database);
-    await database.close();
-    return dataDir;
-  })();
+function folderWithDatabase(): string {
   const dir = tempDir();
-  cpSync(await template, join(dir, "data"), { recursive: true });
+  cpSync(templateDataDir, join(dir, "data"), { recursive: true });
   return dir;
 }
-let template: Promise<string> | undefined;
-
-afterAll(async () => {
-  if (template) rmSync(join(await template, ".."), { recursive: true, force: true });
-});
 
 const TOKEN = "7012345678:AAHcliTestTokenForTheFake_0123456789";
 const WRONG_TOKEN = "7012345678:AAHwrongTokenTheFakeDoesNotKnow_0123";
@@ -103,8 +105,11 @@ describe("bridge CLI", () => {
    * Runs `bridge <args>` to its end, in a folder whose `./data` holds a migrated embedded database unless
    * `cwd` is given. Asynchronously: a loopback fake the command calls is served by this process.
    */
-  async function bridge(args: string[], env: Record<string, string> = {}, cwd?: string): Promise<Result> {
-    cwd ??= await folderWithDatabase();
+  async function bridge(
+    args: string[],
+    env: Record<string, string> = {},
+    cwd = folderWithDatabase(),
+  ): Promise<Result> {
     child = spawn(process.execPath, [bridgeBin(), ...args], { env: { ...cleanEnv(), ...env }, cwd });
     let stdout = "";
     let stderr = "";
@@ -153,7 +158,7 @@ describe("bridge CLI", () => {
   });
 
   it("prints readable lines with LOG_FORMAT=pretty, JSON lines when stdout is not a terminal", async () => {
-    const dir = await folderWithDatabase();
+    const dir = folderWithDatabase();
     const env = { DATA_DIR: join(dir, "data") };
     const pretty = await bridge(["migrate"], { ...env, LOG_FORMAT: "pretty" }, dir);
     expect(pretty.status).toBe(0);
@@ -412,7 +417,7 @@ describe("bridge CLI", () => {
     });
 
     it("with a key ring that opens no stored tenant: one line naming the tenant and the keys, nothing changed", async () => {
-      const dataDir = join(await folderWithDatabase(), "data");
+      const dataDir = join(folderWithDatabase(), "data");
       const [sealedWith, wrong] = [randomBytes(32), randomBytes(32)];
       const storedRows = async () => {
         const database = await openDatabase({ dataDir });
