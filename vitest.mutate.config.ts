@@ -17,6 +17,7 @@ const TESTS = [
   "test/whatsapp_cloud/inbound.test.ts",
   "test/quickchat/metadata.test.ts",
   "test/log/redaction.test.ts",
+  "test/log/error-fields.test.ts",
   "test/format/split.test.ts",
   "test/format/render.test.ts",
   "test/format/properties.test.ts",

@@ -45,8 +45,9 @@ export function createLogger(level = "info", destination?: DestinationStream): L
       redact: { paths: redactedPaths(), censor: "[redacted]" },
       // "level":"warn", as the docs and a person name it, rather than pino's 40.
       formatters: { level: (label) => ({ level: label }) },
-      // The safety net for a site that logs an error object as `err`: only its safe message is written.
-      serializers: { err: (value: unknown) => (typeof value === "string" ? value : safeMessage(value)) },
+      // The safety net for a site that logs an error object as `err`: only its safe message is written (a
+      // string as it is).
+      serializers: { err: safeMessage },
     },
     // Synchronous: nothing is buffered at exit. pino's default buffers and flushes at exit, and that flush
     // retries forever when stdout's reader is gone (EPIPE), so a stopped service never exited; a failed
