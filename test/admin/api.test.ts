@@ -403,9 +403,14 @@ describe("conversations and failed messages", () => {
     expect(retry.json).toEqual({ id, status: "pending" });
     await waitFor(() => sentTo().length === 2, 10_000, "the real answer");
     expect(sentTo()[1]).toBe("You said: <b>are you there?</b>");
+    // The reply reaches the channel before the row is marked delivered: wait for the mark.
+    await waitFor(
+      async () => (await admin.call("GET", "/messages?tenant=broken&status=delivered")).json.count === 1,
+      10_000,
+      "the message marked delivered",
+    );
     const after = await admin.call("GET", "/messages?tenant=broken&status=failed");
     expect(after.json.count).toBe(0);
-    expect((await admin.call("GET", "/messages?tenant=broken&status=delivered")).json.count).toBe(1);
 
     expect((await admin.call("POST", `/messages/${id}/retry`)).status).toBe(409);
     expect((await admin.call("POST", "/messages/99999999/retry")).status).toBe(404);
