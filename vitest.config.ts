@@ -16,6 +16,9 @@ class ChildProcessFilesFirst extends BaseSequencer {
   }
 }
 
+/** `npm run coverage` (scripts/coverage.ts) names it: the processes tests start write V8 coverage there. */
+const childCoverage = process.env.BRIDGE_CHILD_COVERAGE;
+
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
@@ -28,5 +31,13 @@ export default defineConfig({
     sequence: { sequencer: ChildProcessFilesFirst },
     globalSetup: ["test/support/global-setup.ts"],
     setupFiles: ["test/support/fast-check-seed.ts"],
+    // Set in the test processes after they start, so only the services and CLIs they spawn inherit it.
+    env: childCoverage ? { NODE_V8_COVERAGE: childCoverage } : {},
+    coverage: {
+      provider: "v8",
+      include: ["src/**/*.ts"],
+      reporter: ["json"],
+      reportsDirectory: "coverage/tests",
+    },
   },
 });
