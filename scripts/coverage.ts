@@ -5,17 +5,17 @@
  *   back to src/ through the source maps of the compiled copy they run. A child killed with SIGKILL (the crash
  *   and takeover tests) writes none.
  * The two are merged into one report (a table on stdout, HTML in coverage/index.html) on vitest's map of each
- * file, which knows its statements, functions and branches from the TypeScript. c8 knows the children's code
- * only line by line, so what a child ran is added by line: a statement counts as run when a child ran its first
- * line, a function when a child called the function declared on its line. Branches count the test processes
- * only: a line that ran says nothing about which arm of a branch on it did.
+ * file, which knows its statements, functions and branches from the TypeScript; c8 knows the children's code
+ * only line by line, so what they ran is added by line (child-coverage.ts). Branches count the test processes
+ * only.
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
-import libCoverage, { type FileCoverage } from "istanbul-lib-coverage";
+import libCoverage from "istanbul-lib-coverage";
 import libReport from "istanbul-lib-report";
 import reports from "istanbul-reports";
+import { addChildRuns } from "./child-coverage.js";
 
 const root = resolve(import.meta.dirname, "..");
 const out = join(root, "coverage");
@@ -47,17 +47,6 @@ const children = run("c8", [
   "--exclude-after-remap",
   `--include=${root}/src/**`,
 ]);
-
-/** Adds the statements and functions a child ran, matched by line, to the test processes' counts. */
-function addChildRuns(file: FileCoverage, child: FileCoverage): void {
-  const ranLines = child.getLineCoverage();
-  for (const [id, { start }] of Object.entries(file.statementMap)) file.s[id]! += ranLines[start.line] ?? 0;
-  const callsByLine = new Map<number, number>();
-  for (const [id, { decl }] of Object.entries(child.fnMap))
-    callsByLine.set(decl.start.line, Math.max(callsByLine.get(decl.start.line) ?? 0, child.f[id] ?? 0));
-  for (const [id, { decl }] of Object.entries(file.fnMap))
-    file.f[id]! += callsByLine.get(decl.start.line) ?? 0;
-}
 
 const readMap = (part: string) =>
   libCoverage.createCoverageMap(JSON.parse(readFileSync(join(out, part, "coverage-final.json"), "utf8")));
