@@ -50,8 +50,12 @@ export default {
     "src/quickchat/metadata.ts",
     // What the logger keeps out of log lines: secrets, and the users' words in errors.
     ...declarations("src/log.ts", [
-      "SECRET_KEYS",
-      "redactedPaths",
+      "SECRET_ENDINGS",
+      "SECRET_NAMES",
+      "MAX_DEPTH",
+      "comparable",
+      "secretNames",
+      "redacted",
       "createLogger",
       "errorFields",
       "safeMessage",

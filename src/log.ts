@@ -5,21 +5,60 @@ import { databaseCause, isDatabaseError } from "./db/errors.js";
 
 export type { Logger };
 
-/** Keys whose values are secrets wherever they appear, besides each channel's own secret fields. */
-const SECRET_KEYS = ["token", "api_key", "authorization", "password"];
+/**
+ * The logger's safety net. Code logs no secrets (it logs ids, never whole tenant configs, settings or request
+ * headers); for when it does anyway, every value under a secret's name is written as "[redacted]", at any
+ * depth, and every error as its safe message. A name is compared without case, "-" or "_", so `bot_token`,
+ * `botToken` and `BOT_TOKEN` are one name: a secret's name is each channel's secret fields and headers, and
+ * any name that ends in one of these.
+ */
+const SECRET_ENDINGS = [
+  "token",
+  "secret",
+  "secretkey",
+  "password",
+  "apikey",
+  "authorization",
+  "signature",
+  "cookie",
+];
+/** Names that hold a secret without ending like one: PostgreSQL's URL may carry its password. */
+const SECRET_NAMES = ["databaseurl"];
+/** Log objects are shallow; anything deeper than this is written as "[too deep]", unread. */
+const MAX_DEPTH = 8;
+
+const comparable = (name: string) => name.toLowerCase().replace(/[-_]/g, "");
+
+function secretNames(): Set<string> {
+  const declared = descriptors.flatMap((channel) => [...channel.secrets, ...channel.secretHeaders]);
+  return new Set([...SECRET_NAMES, ...declared].map(comparable));
+}
 
 /**
- * Paths whose values are secrets wherever they appear in a log object, down to three levels (a tenant's
- * block, a request's headers). Code never logs whole tenant configs or headers; this is the safety net for
- * when it does.
+ * `value` as the log line may show it: secrets redacted and errors as their safe messages, down to MAX_DEPTH.
+ * `value` itself is left as it was: what changes is copied, along the way down to it. An object met twice is
+ * shown the same both times, and inside itself as "[circular]". A buffer's bytes are not read.
  */
-function redactedPaths(): string[] {
-  const keys = new Set([...SECRET_KEYS, ...descriptors.flatMap((channel) => channel.secrets)]);
-  const headers = descriptors.flatMap((channel) => channel.secretHeaders);
-  return [
-    ...[...keys].flatMap((key) => [key, `*.${key}`, `*.*.${key}`]),
-    ...headers.map((header) => `req.headers[${JSON.stringify(header)}]`),
-  ];
+function redacted(
+  value: unknown,
+  isSecret: (name: string) => boolean,
+  depth = 0,
+  shown = new WeakMap<object, unknown>(),
+): unknown {
+  if (value instanceof Error) return safeMessage(value);
+  if (typeof value !== "object" || value === null || ArrayBuffer.isView(value)) return value;
+  if (shown.has(value)) return shown.get(value);
+  if (depth === MAX_DEPTH) return "[too deep]";
+  shown.set(value, "[circular]");
+  let copy: Record<string, unknown> | undefined;
+  for (const [name, inner] of Object.entries(value)) {
+    const safe = isSecret(name) && inner != null ? "[redacted]" : redacted(inner, isSecret, depth + 1, shown);
+    if (safe === inner) continue;
+    copy ??= (Array.isArray(value) ? [...value] : { ...value }) as Record<string, unknown>;
+    copy[name] = safe;
+  }
+  shown.set(value, copy ?? value);
+  return copy ?? value;
 }
 
 /**
@@ -39,21 +78,32 @@ export function logDestination(format?: "json" | "pretty"): DestinationStream {
 }
 
 export function createLogger(level = "info", destination?: DestinationStream): Logger {
-  return pino(
+  const names = secretNames();
+  const isSecret = (name: string) => {
+    const key = comparable(name);
+    return names.has(key) || SECRET_ENDINGS.some((ending) => key.endsWith(ending));
+  };
+  const safe = <T extends object>(object: T) => redacted(object, isSecret) as T;
+  const logger = pino(
     {
       level,
-      redact: { paths: redactedPaths(), censor: "[redacted]" },
-      // "level":"warn", as the docs and a person name it, rather than pino's 40.
-      formatters: { level: (label) => ({ level: label }) },
-      // The safety net for a site that logs an error object as `err`: only its safe message is written (a
-      // string as it is).
-      serializers: { err: safeMessage },
+      formatters: {
+        // "level":"warn", as the docs and a person name it, rather than pino's 40.
+        level: (label) => ({ level: label }),
+        log: safe,
+      },
     },
     // Synchronous: nothing is buffered at exit. pino's default buffers and flushes at exit, and that flush
     // retries forever when stdout's reader is gone (EPIPE), so a stopped service never exited; a failed
     // synchronous write just ends logging.
     destination ?? pino.destination({ dest: 1, sync: true }),
   );
+  // pino has no formatter for a child's bindings; a child inherits this method, so its children pass too.
+  const child = logger.child;
+  logger.child = function (this: Logger, bindings, options) {
+    return child.call(this, safe(bindings), options);
+  } as Logger["child"];
+  return logger;
 }
 
 /** What a log line says about an error: `...errorFields(err)` in the line's object. */

@@ -1,10 +1,10 @@
 /**
- * The logger's safety net: a secret logged by mistake (a tenant's block, a request's headers) is written as
- * "[redacted]", at the top of a log object and one and two levels down. The names are written here from each
- * channel's config, not read from the descriptors, so a secret dropped from a descriptor fails; the last test
- * makes a new channel or secret be added here.
+ * The logger's safety net: a secret logged by mistake (a tenant's block, settings, a request's headers, an
+ * SDK's error with its request config) is written as "[redacted]", at any depth, whatever the name's case or
+ * separators. The names are written here from each channel's config, not read from the descriptors, so a
+ * secret dropped from a descriptor fails; a test makes a new channel or secret be added here.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { descriptors } from "../../src/channels/registry.js";
 import { createLogger } from "../../src/log.js";
 
@@ -33,10 +33,33 @@ const SECRET_KEYS = [...new Set([...GENERIC_SECRETS, ...Object.values(CHANNEL_SE
 const nested = (path: string[], value: string): object =>
   path.slice(0, -1).reduceRight<object>((inner, key) => ({ [key]: inner }), { [path.at(-1)!]: value });
 
+/** How else code names the same secrets: camelCase, environment variables, headers as they are written. */
+const OTHER_SPELLINGS = [
+  "botToken",
+  "signingSecret",
+  "accessToken",
+  "QUICKCHAT_TOKEN",
+  "ADMIN_TOKEN",
+  "TWILIO_AUTH_TOKEN",
+  "BRIDGE_SECRET_KEY",
+  "DATABASE_URL",
+  "Authorization",
+  "Proxy-Authorization",
+  "Cookie",
+  "Set-Cookie",
+  "X-Telegram-Bot-Api-Secret-Token",
+  "X-Slack-Signature",
+  "X-Twilio-Signature",
+  "X-Hub-Signature-256",
+];
+
 /** Where a secret may sit: the last name is the secret's key, the ones before it any other keys. */
-const PLACES = SECRET_KEYS.flatMap((key) => [[key], ["config", key], ["tenant", "config", key]]).concat(
-  Object.values(SECRET_HEADERS).map((header) => ["req", "headers", header]),
-);
+const PLACES = [
+  ...SECRET_KEYS.flatMap((key) => [[key], ["config", key], ["tenant", "config", key]]),
+  ...Object.values(SECRET_HEADERS).map((header) => ["req", "headers", header]),
+  ...OTHER_SPELLINGS.map((name) => ["error", "config", "headers", name]),
+  ["a", "b", "c", "d", "e", "f", "bot_token"],
+];
 
 function logged(path: string[], secret: string): string {
   const lines: string[] = [];
@@ -59,6 +82,84 @@ describe("log redaction", () => {
   it("keeps the values that are not secrets", () => {
     const line = logged(["tenant", "telegram", "api_root"], "https://api.telegram.org");
     expect(line).toContain("https://api.telegram.org");
+    for (const name of ["tokens", "token_count", "secretKeyId", "signatureValid", "tenant", "thread"])
+      expect(JSON.parse(logged([name], "kept"))[name]).toBe("kept");
+  });
+
+  it("writes a secret's name with no value (null, undefined) as it is: nothing was set", () => {
+    const lines: string[] = [];
+    createLogger("info", { write: (line: string) => void lines.push(line) }).info(
+      { slack: { bot_token: null, signing_secret: undefined } },
+      "unset",
+    );
+    expect(JSON.parse(lines[0]!).slack).toEqual({ bot_token: null });
+  });
+
+  it("redacts in arrays and in a child logger's bindings, and leaves the logged object as it was", () => {
+    const lines: string[] = [];
+    const log = createLogger("info", { write: (line: string) => void lines.push(line) });
+    const tenants = [{ id: "acme", telegram: { bot_token: "123:s3cret-in-array" } }];
+    log
+      .child({ tenant: { id: "acme", quickchat: { token: "s3cret-in-binding" } } })
+      .info({ tenants }, "loaded");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toMatch(/s3cret/);
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      tenant: { id: "acme", quickchat: { token: "[redacted]" } },
+      tenants: [{ id: "acme", telegram: { bot_token: "[redacted]" } }],
+    });
+    expect(tenants[0]!.telegram.bot_token).toBe("123:s3cret-in-array");
+  });
+
+  it("writes an error anywhere in the object as its message, not its fields (an SDK's request config)", () => {
+    const failure = Object.assign(new Error("Request failed with status code 401"), {
+      config: { url: "https://api.example.test", data: "s3cret-in-error-body" },
+    });
+    const line = logged(["outcome", "cause"], failure as unknown as string);
+    expect(line).not.toContain("s3cret");
+    expect(JSON.parse(line).outcome.cause).toBe("Request failed with status code 401");
+  });
+
+  it("writes what is deeper than eight levels as [too deep]", () => {
+    const line = logged(["a", "b", "c", "d", "e", "f", "g", "h", "note"], "s3cret-too-deep");
+    expect(line).not.toContain("s3cret");
+    expect(JSON.parse(line).a.b.c.d.e.f.g.h).toBe("[too deep]");
+  });
+
+  it("redacts an object met twice both times, and shows one inside itself as [circular]", () => {
+    const config = { id: "acme", token: "s3cret-shared" };
+    const loop: Record<string, unknown> = { name: "loop", config };
+    loop.self = loop;
+    const line = logged(["outcome"], { first: config, second: config, loop } as unknown as string);
+    expect(line).not.toContain("s3cret");
+    const { outcome } = JSON.parse(line);
+    expect(outcome.first).toEqual({ id: "acme", token: "[redacted]" });
+    expect(outcome.second).toEqual(outcome.first);
+    expect(outcome.loop).toEqual({ name: "loop", config: outcome.first, self: "[circular]" });
+  });
+
+  it("does not read a buffer's bytes one by one: no name in it can be a secret", () => {
+    const body = Buffer.alloc(64 * 1024);
+    const entries = vi.spyOn(Object, "entries");
+    try {
+      expect(JSON.parse(logged(["request", "body"], body as unknown as string)).request.body.type).toBe(
+        "Buffer",
+      );
+      expect(entries.mock.calls.filter(([object]) => object === body)).toEqual([]);
+    } finally {
+      entries.mockRestore();
+    }
+  });
+
+  it("redacts the bindings of a child logger, and of its children", () => {
+    const lines: string[] = [];
+    const log = createLogger("info", { write: (line: string) => void lines.push(line) });
+    log
+      .child({ channel: "slack" })
+      .child({ workspace: { bot_token: "xoxb-s3cret" } })
+      .info("ready");
+    expect(lines[0]).not.toContain("s3cret");
+    expect(JSON.parse(lines[0]!)).toMatchObject({ channel: "slack", workspace: { bot_token: "[redacted]" } });
   });
 
   it("knows every channel's secrets and secret headers", () => {
