@@ -138,6 +138,18 @@ describe("log redaction", () => {
     expect(outcome.loop).toEqual({ name: "loop", config: outcome.first, self: "[circular]" });
   });
 
+  it("leaves an object without secrets as it is, so its own toJSON still decides how it is written", () => {
+    class Amount {
+      readonly cents = 1250;
+      toJSON() {
+        return "12.50 EUR";
+      }
+    }
+    expect(JSON.parse(logged(["order", "total"], new Amount() as unknown as string)).order.total).toBe(
+      "12.50 EUR",
+    );
+  });
+
   it("does not read a buffer's bytes one by one: no name in it can be a secret", () => {
     const body = Buffer.alloc(64 * 1024);
     const entries = vi.spyOn(Object, "entries");
