@@ -18,6 +18,7 @@ import { keyId, SecretBox } from "../../src/tenants/secrets.js";
 import { TenantStore } from "../../src/tenants/store.js";
 import { startFake } from "../fakes/server.js";
 import { createTelegramFake } from "../fakes/telegram.js";
+import { listeningUrl } from "../support/listening.js";
 import { bridgeBin } from "../support/service-build.js";
 import { BOT } from "../telegram/updates.js";
 
@@ -139,14 +140,10 @@ describe("bridge CLI", () => {
       cwd: dir,
     });
     let output = "";
-    const url = await new Promise<string>((resolve, reject) => {
-      child!.stdout!.on("data", (chunk: Buffer) => {
-        output += chunk.toString();
-        const match = output.match(/"url":"(http:\/\/[^"]+)"/);
-        if (match) resolve(match[1]!);
-      });
-      child!.on("exit", (code) => reject(new Error(`exited with ${code}: ${output}`)));
+    child.stdout!.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
     });
+    const url = await listeningUrl(child);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
     expect(output).toMatch(/"tenant":"default","channels":\["telegram"\]/);

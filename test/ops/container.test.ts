@@ -5,7 +5,7 @@
  * works; compose's wiring (env names, the optional config file, port, health checks) matches the service's
  * settings, and .env.example names what the deploy guide tells people to set.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import {
   cpSync,
   existsSync,
@@ -40,6 +40,7 @@ import {
 } from "../support/container-files.js";
 import { createTestDatabase, POSTGRES_URL } from "../support/db.js";
 import { waitFor } from "../support/harness.js";
+import { listeningUrl } from "../support/listening.js";
 import { ALICE, BOB, BOT, messageUpdate, privateChat, textMessage } from "../telegram/updates.js";
 
 const run = promisify(execFile);
@@ -238,44 +239,12 @@ async function startService(env: Record<string, string>): Promise<RunningService
     return exited;
   };
   try {
-    const url = await listeningUrl(child, () => output, 30_000);
+    const url = await listeningUrl(child);
     return { url, output: () => output, stop };
   } catch (err) {
     await stop("SIGKILL");
     throw err;
   }
-}
-
-/** Resolves with the url of the bridge's "listening" log line. */
-function listeningUrl(child: ChildProcess, output: () => string, timeoutMs: number): Promise<string> {
-  return new Promise((resolveUrl, reject) => {
-    const done = (error?: Error, url?: string) => {
-      clearTimeout(timer);
-      child.stdout?.off("data", onData);
-      child.off("exit", onExit);
-      if (error) reject(error);
-      else resolveUrl(url!);
-    };
-    const timer = setTimeout(
-      () => done(new Error(`no "listening" line within ${timeoutMs} ms:\n${output()}`)),
-      timeoutMs,
-    );
-    const onData = () => {
-      for (const line of output().split("\n")) {
-        try {
-          const entry = JSON.parse(line) as { msg?: string; url?: string };
-          if (entry.msg === "listening" && entry.url) return done(undefined, entry.url);
-        } catch {
-          // not a complete JSON line yet
-        }
-      }
-    };
-    const onExit = (code: number | null) =>
-      done(new Error(`bridge exited with ${code} before listening:\n${output()}`));
-    // After the output collector's own listener, so output() already holds the chunk.
-    child.stdout?.on("data", onData);
-    child.once("exit", onExit);
-  });
 }
 
 /** What every start of the service gets: the image's ENV, a home, and a loopback port of its own choosing. */

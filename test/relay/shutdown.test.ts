@@ -8,6 +8,7 @@ import { type RunningFake, startFake } from "../fakes/server.js";
 import { createTelegramFake, deliverUpdate, type TelegramFake } from "../fakes/telegram.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../support/db.js";
 import { waitFor } from "../support/harness.js";
+import { listeningUrl } from "../support/listening.js";
 import { bridgeBin } from "../support/service-build.js";
 import { guardUnexpected } from "../support/unexpected.js";
 import { ALICE, BOT, messageUpdate, privateChat, textMessage } from "../telegram/updates.js";
@@ -35,20 +36,9 @@ function spawnService(env: Record<string, string>): Omit<Service, "url"> {
 }
 
 /** A service, once it listens. */
-function startService(env: Record<string, string>): Promise<Service> {
+async function startService(env: Record<string, string>): Promise<Service> {
   const { child, exited } = spawnService(env);
-  let output = "";
-  return new Promise((resolve, reject) => {
-    const read = (chunk: Buffer) => {
-      output += chunk.toString();
-      const match = output.match(/"url":"(http:\/\/[^"]+)"/);
-      if (!match) return;
-      child.stdout!.off("data", read);
-      resolve({ child, url: match[1]!, exited });
-    };
-    child.stdout!.on("data", read);
-    void exited.then((code) => reject(new Error(`service exited with ${code}: ${output}`)));
-  });
+  return { child, exited, url: await listeningUrl(child) };
 }
 
 describe("graceful shutdown under load", () => {

@@ -14,6 +14,7 @@ import { createSlackFake, type FakeSlack } from "../../fakes/slack.js";
 import { createTelegramFake, type TelegramFake } from "../../fakes/telegram.js";
 import { createTwilioFake, type TwilioFake } from "../../fakes/twilio.js";
 import { createPostgresDatabase, POSTGRES_URL, type TestDatabase } from "../../support/db.js";
+import { listeningUrl } from "../../support/listening.js";
 import { bridgeBin } from "../../support/service-build.js";
 import { BOT } from "../../telegram/updates.js";
 
@@ -177,24 +178,7 @@ export class ServiceProcess {
     running.add(child);
     child.once("exit", () => running.delete(child));
     const service = new ServiceProcess(child, logs);
-    service.url = await new Promise<string>((resolve, reject) => {
-      let output = "";
-      const onData = (chunk: Buffer) => {
-        output += chunk.toString();
-        const match = output.match(/"url":"(http:\/\/[^"]+)"/);
-        if (match) {
-          child.stdout!.off("data", onData);
-          resolve(match[1]!);
-        }
-      };
-      child.stdout!.on("data", onData);
-      child.stderr!.on("data", (chunk: Buffer) => {
-        output += chunk.toString();
-      });
-      service.exited.then((code) =>
-        reject(new Error(`service exited with ${code} before listening: ${output}`)),
-      );
-    });
+    service.url = await listeningUrl(child);
     return service;
   }
 
