@@ -4,11 +4,11 @@
  * - The services and CLIs tests start: V8 writes their raw coverage on exit (NODE_V8_COVERAGE), and c8 maps it
  *   back to src/ through the source maps of the compiled copy they run. A child killed with SIGKILL (the crash
  *   and takeover tests) writes none.
- * Like `npm test`, it leaves nothing in the temporary directory (package.json runs it with tsx's cache off).
  * The two are merged into one report (a table on stdout, HTML in coverage/index.html) on vitest's map of each
  * file, which knows its statements, functions and branches from the TypeScript; c8 knows the children's code
  * only line by line, so what they ran is added by line (child-coverage.ts). Branches count the test processes
  * only.
+ * Like `npm test`, it leaves nothing in the temporary directory (package.json runs it with tsx's cache off).
  */
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
