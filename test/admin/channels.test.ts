@@ -200,8 +200,9 @@ describe.skipIf(!POSTGRES_URL)("two processes sharing one PostgreSQL database", 
         const text = `rotated ${++n}`;
         expect((await sendTelegram(replica.url, "gamma", text, C.telegramSecret)).status).toBe(200);
         await new Promise((r) => setTimeout(r, 100));
+        // Any probe will do: they share one chat, so a slow one holds the later ones behind it.
         return fakes.quickchat.calls.some(
-          (c) => c.body.text === text && c.authorization === `Bearer ${next}`,
+          (c) => String(c.body.text).startsWith("rotated ") && c.authorization === `Bearer ${next}`,
         );
       },
       5_000,

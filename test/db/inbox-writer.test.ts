@@ -7,6 +7,7 @@ import { type Handoff, InboxWriter } from "../../src/db/inbox-writer.js";
 import { migrate } from "../../src/db/migrate.js";
 import { conversations, inboundMessages } from "../../src/db/schema.js";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "../support/db.js";
+import { waitFor } from "../support/harness.js";
 
 const message = (n: number, overrides: Partial<InboundMessage> = {}): InboundMessage => ({
   threadKey: `thread-${n % 7}`,
@@ -45,10 +46,11 @@ describe.each(DATABASE_KINDS)("inbox writer (group commit) on %s", (kind) => {
     );
     expect(results).toEqual(results.map(() => 1));
     expect(await db.$count(inboundMessages)).toBe(200);
-    // The insert trigger notifies once per statement: batching shows as fewer notifications.
+    // The insert trigger notifies once per statement: batching shows as fewer notifications. They arrive
+    // after the inserts have returned: wait for the first, then a while for the rest.
+    await waitFor(() => notifications > 0, 5_000, "a notification");
     await new Promise((r) => setTimeout(r, 200));
     await unlisten();
-    expect(notifications).toBeGreaterThan(0);
     // Statements are ~50 rows, with smaller ones while a thread waits for its earlier rows to be written.
     expect(notifications).toBeLessThanOrEqual(10);
   });
@@ -188,7 +190,8 @@ describe.each(DATABASE_KINDS)("inbox writer (group commit) on %s", (kind) => {
     await new Promise((r) => setTimeout(r, 300));
     expect(notifications).toBe(0);
     await writer.store("acme", "telegram", [message(2, { threadKey: "b" })]); // no slot: left to claim
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => notifications > 0, 5_000, "the notification");
+    await new Promise((r) => setTimeout(r, 300)); // and no second one
     await unlisten();
     expect(notifications).toBe(1);
   });

@@ -122,10 +122,18 @@ describe.runIf(POSTGRES_AVAILABLE)("two service processes on one database", () =
       await new Promise((r) => setTimeout(r, 500)); // a late duplicate would show up here
       expectExactlyOnceInOrder(world, sent, `replicas (${redelivered} also redelivered)`, drainedMs);
 
-      // Both processes did the work: each finished a share, and together exactly one finish per message.
-      const delivered = await Promise.all(
-        [a, b].map((s) => metric(s.url, "bridge_messages_finished_total", { status: "delivered" })),
+      // Both processes did the work: each finished a share, and together exactly one finish per message. A
+      // finish is counted after its row is written, which is after the reply reached the channel.
+      const finished = () =>
+        Promise.all(
+          [a, b].map((s) => metric(s.url, "bridge_messages_finished_total", { status: "delivered" })),
+        );
+      await waitFor(
+        async () => (await finished()).reduce((sum, n) => sum + n, 0) >= sent.length,
+        10_000,
+        "every message counted as delivered",
       );
+      const delivered = await finished();
       console.log(
         `replicas: delivered per process ${delivered.join(" + ")} = ${delivered[0]! + delivered[1]!}`,
       );

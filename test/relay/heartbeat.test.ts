@@ -67,6 +67,12 @@ describe.each(DATABASE_KINDS)("heartbeat on %s", (kind) => {
       await database.db.execute(sql`select lease_owner from inbound_messages`),
     );
     expect(message?.lease_owner).toBeNull();
+    // Logged once the takeover's statement has returned, which may be after the row is seen gone.
+    await waitFor(
+      () => warnings.some((w) => String(w.msg).startsWith("took over")),
+      2_000,
+      "the takeover's warning",
+    );
     expect(warnings).toContainEqual(
       expect.objectContaining({
         msg: "took over the messages of processes presumed dead (no heartbeat for TAKEOVER_SECONDS)",
@@ -92,6 +98,7 @@ describe.each(DATABASE_KINDS)("heartbeat on %s", (kind) => {
     const { database, heartbeat: own, warnings, has } = await started();
     await database.db.execute(sql`delete from bridge_processes`);
     await waitFor(() => has(own.processId), 2_000, "the row back");
+    await waitFor(() => warnings.some((w) => String(w.msg).includes("presumed dead")), 2_000, "the warning");
     expect(warnings).toContainEqual(
       expect.objectContaining({
         msg: expect.stringContaining("this process was presumed dead"),

@@ -124,7 +124,10 @@ describe.each(DATABASE_KINDS)("relay on %s", (kind) => {
     guard.expectUserText("unavailable");
     await send({ id: "m1", thread: "t1", user: "u1", text: "hi" });
     await waitFor(() => channel.delivered.length === 1);
-    await new Promise((r) => setTimeout(r, 500));
+    // The final status is written right after the last part is sent; a retry would have come by then.
+    await waitFor(
+      async () => (await bridge.database.db.select().from(inboundMessages))[0]?.status === "failed",
+    );
 
     expect(quickchat.calls).toHaveLength(1);
     expect(channel.thread("t1")).toEqual([

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -123,6 +124,8 @@ describe("graceful shutdown under load", () => {
 
   it("a SIGTERM during startup stops the service gracefully once it is up (exit 0, not killed)", async () => {
     const { child, exited } = spawnService(env);
+    // Its last lines may still be in the pipe when it exits; "close" comes once stdout is read to its end.
+    const closed = once(child, "close");
     let output = "";
     // The first line is written while the database opens, long before the service listens.
     child.stdout!.once("data", () => child.kill("SIGTERM"));
@@ -130,6 +133,7 @@ describe("graceful shutdown under load", () => {
       output += chunk.toString();
     });
     expect(await exited).toBe(0);
+    await closed;
     expect(output).toMatch(/"msg":"shutting down"/);
     expect(output).toMatch(/"msg":"stopped"/);
   });
