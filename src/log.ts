@@ -1,3 +1,4 @@
+import { types } from "node:util";
 import { type DestinationStream, type Logger, pino } from "pino";
 import prettyStream from "pino-pretty";
 import { descriptors } from "./channels/registry.js";
@@ -7,10 +8,10 @@ export type { Logger };
 
 /**
  * The logger's safety net. Code logs no secrets (it logs ids, never whole tenant configs, settings or request
- * headers); for when it does anyway, every value under a secret's name is written as "[redacted]", at any
- * depth, and every error as its safe message. A name is compared without case, "-" or "_", so `bot_token`,
- * `botToken` and `BOT_TOKEN` are one name: a secret's name is each channel's secret fields and headers, and
- * any name that ends in one of these.
+ * headers); for when it does anyway, every string or object under a secret's name is written as "[redacted]",
+ * at any depth, and every error as its safe message. A name is compared without case, "-", "_" or a plural
+ * "s", so `bot_token`, `botToken`, `BOT_TOKEN` and `bot_tokens` are one name: a secret's name is each
+ * channel's secret fields and headers, and any name that ends in one of these.
  */
 const SECRET_ENDINGS = [
   "token",
@@ -34,10 +35,17 @@ function secretNames(): Set<string> {
   return new Set([...SECRET_NAMES, ...declared].map(comparable));
 }
 
+/** An error, from this realm or another: written as its safe message, never as its fields. */
+const isError = (value: unknown): value is Error => value instanceof Error || types.isNativeError(value);
+
+/** A value worth hiding under a secret's name: a flag or a count (`has_token: true`) is not one. */
+const mayBeSecret = (value: unknown) =>
+  typeof value === "string" || (typeof value === "object" && value !== null);
+
 /**
- * `value` as the log line may show it: secrets redacted and errors as their safe messages, down to MAX_DEPTH.
- * `value` itself is left as it was: what changes is copied, along the way down to it. An object met twice is
- * shown the same both times, and inside itself as "[circular]". A buffer's bytes are not read.
+ * A copy of `value` as the log line may show it: secrets redacted and errors as their safe messages, down to
+ * MAX_DEPTH. An object with `toJSON` is looked at as JSON.stringify would write it. An object met twice is
+ * shown the same both times, and inside itself as "[circular]".
  */
 function redacted(
   value: unknown,
@@ -45,20 +53,34 @@ function redacted(
   depth = 0,
   shown = new WeakMap<object, unknown>(),
 ): unknown {
-  if (value instanceof Error) return safeMessage(value);
-  if (typeof value !== "object" || value === null || ArrayBuffer.isView(value)) return value;
+  if (isError(value)) return safeMessage(value);
+  if (typeof value !== "object" || value === null) return value;
   if (shown.has(value)) return shown.get(value);
   if (depth === MAX_DEPTH) return "[too deep]";
   shown.set(value, "[circular]");
-  let copy: Record<string, unknown> | undefined;
-  for (const [name, inner] of Object.entries(value)) {
-    const safe = isSecret(name) && inner != null ? "[redacted]" : redacted(inner, isSecret, depth + 1, shown);
-    if (safe === inner) continue;
-    copy ??= (Array.isArray(value) ? [...value] : { ...value }) as Record<string, unknown>;
-    copy[name] = safe;
-  }
-  shown.set(value, copy ?? value);
-  return copy ?? value;
+  const { toJSON } = value as { toJSON?: unknown };
+  const json = typeof toJSON === "function" ? toJSON.call(value) : value;
+  const result =
+    json === value ? redactedEntries(value, isSecret, depth, shown) : redacted(json, isSecret, depth, shown);
+  shown.set(value, result);
+  return result;
+}
+
+function redactedEntries(
+  value: object,
+  isSecret: (name: string) => boolean,
+  depth: number,
+  shown: WeakMap<object, unknown>,
+): unknown {
+  const inner = (item: unknown) => redacted(item, isSecret, depth + 1, shown);
+  if (Array.isArray(value)) return value.map(inner);
+  // Each value is read once: a getter runs once.
+  return Object.fromEntries(
+    Object.entries(value).map(([name, item]) => [
+      name,
+      mayBeSecret(item) && isSecret(name) ? "[redacted]" : inner(item),
+    ]),
+  );
 }
 
 /**
@@ -80,29 +102,51 @@ export function logDestination(format?: "json" | "pretty"): DestinationStream {
 export function createLogger(level = "info", destination?: DestinationStream): Logger {
   const names = secretNames();
   const isSecret = (name: string) => {
-    const key = comparable(name);
+    const key = comparable(name).replace(/s$/, ""); // `tokens` as `token`
     return names.has(key) || SECRET_ENDINGS.some((ending) => key.endsWith(ending));
   };
-  const safe = <T extends object>(object: T) => redacted(object, isSecret) as T;
+  const safe = (value: unknown) => {
+    try {
+      return redacted(value, isSecret);
+    } catch {
+      // A getter or a proxy that throws: nothing of the object is written, and the caller's line still is.
+      return { log_error: "the logged object could not be read" };
+    }
+  };
   const logger = pino(
     {
       level,
-      formatters: {
-        // "level":"warn", as the docs and a person name it, rather than pino's 40.
-        level: (label) => ({ level: label }),
-        log: safe,
+      // "level":"warn", as the docs and a person name it, rather than pino's 40.
+      formatters: { level: (label) => ({ level: label }) },
+      hooks: {
+        // Every argument passes the net before pino reads it: the line's object, printf-style arguments, and
+        // an error logged on its own, whose message pino would otherwise write as the line's `msg`.
+        logMethod(args, write) {
+          const [first, ...rest] = args as unknown[];
+          const lineArgs = isError(first)
+            ? [{ err: first }, ...(typeof rest[0] === "string" ? rest : [safeMessage(first), ...rest])]
+            : [first, ...rest];
+          return write.apply(this, lineArgs.map(safe) as Parameters<typeof write>);
+        },
       },
+      // What reaches `err` is a string by now, or an error-like object that is not an Error: its message
+      // only, never pino's default of message, stack and every field.
+      serializers: { err: safeMessage },
     },
     // Synchronous: nothing is buffered at exit. pino's default buffers and flushes at exit, and that flush
     // retries forever when stdout's reader is gone (EPIPE), so a stopped service never exited; a failed
     // synchronous write just ends logging.
     destination ?? pino.destination({ dest: 1, sync: true }),
   );
-  // pino has no formatter for a child's bindings; a child inherits this method, so its children pass too.
-  const child = logger.child;
+  // Children reset pino's bindings formatter, so a child's fields pass the net here: a child inherits these
+  // methods from its parent, so its own children, and fields added later, pass too.
+  const { child, setBindings } = logger;
   logger.child = function (this: Logger, bindings, options) {
-    return child.call(this, safe(bindings), options);
+    return child.call(this, safe(bindings) as typeof bindings, options);
   } as Logger["child"];
+  logger.setBindings = function (this: Logger, bindings) {
+    setBindings.call(this, safe(bindings) as typeof bindings);
+  };
   return logger;
 }
 
@@ -142,7 +186,7 @@ export function errorFields(error: unknown): ErrorFields {
 /** The error's message as errorFields writes it. */
 function safeMessage(error: unknown): string {
   const cause = databaseCause(error);
-  if (!(cause instanceof Error)) return String(cause);
+  if (!isError(cause)) return String(cause);
   // Data exceptions (SQLSTATE class 22) quote the value that failed ("invalid input syntax for type
   // integer: \"…\""), and JSON.parse quotes the text it could not read.
   const quotesValues =

@@ -4,7 +4,8 @@
  * separators. The names are written here from each channel's config, not read from the descriptors, so a
  * secret dropped from a descriptor fails; a test makes a new channel or secret be added here.
  */
-import { describe, expect, it, vi } from "vitest";
+import { runInNewContext } from "node:vm";
+import { describe, expect, it } from "vitest";
 import { descriptors } from "../../src/channels/registry.js";
 import { createLogger } from "../../src/log.js";
 
@@ -61,6 +62,11 @@ const PLACES = [
   ["a", "b", "c", "d", "e", "f", "bot_token"],
 ];
 
+function createLines() {
+  const lines: string[] = [];
+  return { lines, log: createLogger("info", { write: (line: string) => void lines.push(line) }) };
+}
+
 function logged(path: string[], secret: string): string {
   const lines: string[] = [];
   const log = createLogger("info", { write: (line: string) => void lines.push(line) });
@@ -82,8 +88,19 @@ describe("log redaction", () => {
   it("keeps the values that are not secrets", () => {
     const line = logged(["tenant", "telegram", "api_root"], "https://api.telegram.org");
     expect(line).toContain("https://api.telegram.org");
-    for (const name of ["tokens", "token_count", "secretKeyId", "signatureValid", "tenant", "thread"])
+    for (const name of ["token_count", "secretKeyId", "signatureValid", "tenant", "thread", "status"])
       expect(JSON.parse(logged([name], "kept"))[name]).toBe("kept");
+    // A flag or a count under a secret's name says whether there is one, not what it is.
+    const flags = createLines();
+    flags.log.info({ has_token: true, tokens: 2, signature: false }, "flags");
+    expect(JSON.parse(flags.lines[0]!)).toMatchObject({ has_token: true, tokens: 2, signature: false });
+  });
+
+  it("takes a plural for the name it ends in: a list of tokens is redacted whole", () => {
+    const { log, lines } = createLines();
+    log.info({ bot_tokens: ["123:s3cret-a", "456:s3cret-b"], cookies: { session: "s3cret-c" } }, "plural");
+    expect(lines[0]).not.toContain("s3cret");
+    expect(JSON.parse(lines[0]!)).toMatchObject({ bot_tokens: "[redacted]", cookies: "[redacted]" });
   });
 
   it("writes a secret's name with no value (null, undefined) as it is: nothing was set", () => {
@@ -138,29 +155,107 @@ describe("log redaction", () => {
     expect(outcome.loop).toEqual({ name: "loop", config: outcome.first, self: "[circular]" });
   });
 
-  it("leaves an object without secrets as it is, so its own toJSON still decides how it is written", () => {
+  it("looks at an object with toJSON as JSON.stringify writes it: what toJSON gives is shown, redacted", () => {
     class Amount {
       readonly cents = 1250;
       toJSON() {
         return "12.50 EUR";
       }
     }
-    expect(JSON.parse(logged(["order", "total"], new Amount() as unknown as string)).order.total).toBe(
-      "12.50 EUR",
-    );
+    class Settings {
+      toJSON() {
+        return { region: "eu", apiKey: "s3cret-in-toJSON" };
+      }
+    }
+    const line = logged(["order"], { total: new Amount(), settings: new Settings() } as unknown as string);
+    expect(line).not.toContain("s3cret");
+    expect(JSON.parse(line).order).toEqual({
+      total: "12.50 EUR",
+      settings: { region: "eu", apiKey: "[redacted]" },
+    });
   });
 
-  it("does not read a buffer's bytes one by one: no name in it can be a secret", () => {
-    const body = Buffer.alloc(64 * 1024);
-    const entries = vi.spyOn(Object, "entries");
-    try {
-      expect(JSON.parse(logged(["request", "body"], body as unknown as string)).request.body.type).toBe(
-        "Buffer",
-      );
-      expect(entries.mock.calls.filter(([object]) => object === body)).toEqual([]);
-    } finally {
-      entries.mockRestore();
-    }
+  it("a getter that throws costs the line its object, never the caller an exception", () => {
+    const { log, lines } = createLines();
+    const hostile = {
+      id: 7,
+      get token(): string {
+        throw new Error("no");
+      },
+    };
+    expect(() => log.info({ hostile }, "odd object")).not.toThrow();
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      msg: "odd object",
+      log_error: "the logged object could not be read",
+    });
+  });
+
+  it("reads each value once: a getter runs once", () => {
+    let reads = 0;
+    const counted = {
+      get note() {
+        reads++;
+        return "hello";
+      },
+    };
+    expect(JSON.parse(logged(["outcome"], counted as unknown as string)).outcome).toEqual({ note: "hello" });
+    expect(reads).toBe(1);
+  });
+
+  it("writes a buffer as JSON.stringify does", () => {
+    const body = Buffer.from("hi");
+    expect(JSON.parse(logged(["request", "body"], body as unknown as string)).request.body).toEqual({
+      type: "Buffer",
+      data: [104, 105],
+    });
+  });
+
+  it("redacts printf-style arguments too", () => {
+    const { log, lines } = createLines();
+    log.info("loaded %j", { tenant: "acme", token: "s3cret-printf" });
+    expect(lines[0]).not.toContain("s3cret");
+    expect(JSON.parse(lines[0]!).msg).toBe('loaded {"tenant":"acme","token":"[redacted]"}');
+  });
+
+  it("writes an error logged on its own as its safe message, in err and as the line's message", () => {
+    const { log, lines } = createLines();
+    const failed = Object.assign(new Error('invalid input syntax for type integer: "s3cret-value"'), {
+      code: "22P02",
+      severity: "ERROR",
+    });
+    log.error(failed);
+    log.error(failed, "storing failed");
+    expect(lines.join("")).not.toContain("s3cret");
+    expect(lines.map((line) => JSON.parse(line))).toMatchObject([
+      {
+        err: 'invalid input syntax for type integer: "…"',
+        msg: 'invalid input syntax for type integer: "…"',
+      },
+      { err: 'invalid input syntax for type integer: "…"', msg: "storing failed" },
+    ]);
+  });
+
+  it("writes an error from another realm, or an error-like object under err, as its message alone", () => {
+    const { log, lines } = createLines();
+    const foreign = runInNewContext(
+      'Object.assign(new Error("refused"), { config: { data: "s3cret-body" } })',
+    );
+    log.warn({ cause: foreign }, "foreign");
+    log.warn({ err: { message: "Failed query", detail: "Failing row contains (s3cret-row)" } }, "error-like");
+    expect(lines.join("")).not.toContain("s3cret");
+    expect(JSON.parse(lines[0]!).cause).toBe("refused");
+  });
+
+  it("a child's own formatters or bindings set later do not get past the net", () => {
+    const { log, lines } = createLines();
+    const child = log.child({ channel: "slack" }, { formatters: { log: (object) => object } });
+    child.setBindings({ workspace: { bot_token: "xoxb-s3cret-later" } });
+    child.info({ token: "s3cret-formatter" }, "child");
+    expect(lines[0]).not.toContain("s3cret");
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      workspace: { bot_token: "[redacted]" },
+      token: "[redacted]",
+    });
   });
 
   it("redacts the bindings of a child logger, and of its children", () => {
