@@ -11,7 +11,7 @@
  * Like `npm test`, it leaves nothing in the temporary directory (package.json runs it with tsx's cache off).
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import libCoverage from "istanbul-lib-coverage";
 import libReport from "istanbul-lib-report";
@@ -48,14 +48,20 @@ const children = run("c8", [
   "--exclude-after-remap",
   `--include=${root}/src/**`,
 ]);
+rmSync(childRaw, { recursive: true, force: true });
 
-const readMap = (part: string) =>
-  libCoverage.createCoverageMap(JSON.parse(readFileSync(join(out, part, "coverage-final.json"), "utf8")));
+const readMap = (part: string) => {
+  const file = join(out, part, "coverage-final.json");
+  if (!existsSync(file)) {
+    console.error(`npm run coverage: ${file} was not written; the run above says why`);
+    process.exit(tests || children || 1);
+  }
+  return libCoverage.createCoverageMap(JSON.parse(readFileSync(file, "utf8")));
+};
 const coverage = readMap("tests");
 const childCoverage = readMap("children");
 for (const path of childCoverage.files())
   addChildRuns(coverage.fileCoverageFor(path), childCoverage.fileCoverageFor(path));
 const context = libReport.createContext({ dir: out, coverageMap: coverage });
 for (const reporter of ["text", "text-summary", "html"] as const) reports.create(reporter).execute(context);
-rmSync(childRaw, { recursive: true, force: true });
 process.exit(tests || children);
