@@ -129,8 +129,8 @@ export function createLogger(level = "info", destination?: DestinationStream): L
           return write.apply(this, lineArgs.map(safe) as Parameters<typeof write>);
         },
       },
-      // What reaches `err` is a string by now, or an error-like object that is not an Error: its message
-      // only, never pino's default of message, stack and every field.
+      // What reaches `err` is a string by now, written as it is. Anything else (an error-like object that is
+      // not an Error) is written as String(value), never as pino's default of message, stack and every field.
       serializers: { err: safeMessage },
     },
     // Synchronous: nothing is buffered at exit. pino's default buffers and flushes at exit, and that flush
